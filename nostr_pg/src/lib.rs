@@ -1,1 +1,68 @@
-fn main(){}
+//! `nostr_pg`: a PostgreSQL extension that makes Nostr events SQL values.
+//!
+//! The event and filter logic lives in the pgrx-free `nostr_pg_core` crate; this
+//! crate adapts it to Postgres:
+//!
+//! - [`event_type`]: the `nostr.nostr_event` type (input verifies id and
+//!   signature; output is the canonical JSON) and its accessors; [`datum`]:
+//!   how its values cross into Postgres.
+//! - [`rules`]: the publish rules of every kind class, run by the insert trigger
+//!   on `nostr.events`, so every path (relay, SQL, COPY) obeys them.
+//! - [`trigger`]: the triggers on `nostr.events`.
+//! - [`publish`]: `nostr.publish` and `nostr.publish_batch`, which report a
+//!   NIP-01 verdict per event instead of raising.
+//! - [`query`]: `nostr.req`, `nostr.count`, `nostr.matches`, `nostr.changes`.
+//! - [`notify`]: one `NOTIFY nostr_events` per transaction naming what it stored.
+//! - [`settings`]: the `nostr.*` GUCs.
+//! - [`reject`]: verdicts, their NIP-01 prefixes and SQLSTATEs.
+//!
+//! The tables, indexes and triggers are hand-written SQL in `sql/` at the top
+//! of the repository, pulled in at build time.
+
+use pgrx::prelude::*;
+
+pub mod datum;
+pub mod event_type;
+pub mod notify;
+pub mod publish;
+pub mod query;
+pub mod reject;
+pub mod rules;
+pub mod settings;
+pub mod spi_cache;
+pub mod trigger;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../../sql/schema.sql", name = "schema", requires = [
+    event_type::nostr_event,
+    event_type::nostr_event_from_jsonb,
+    event_type::nostr_event_to_jsonb,
+    event_type::search_text,
+    query::req,
+    query::count,
+    trigger::events_before_insert,
+]);
+
+#[allow(non_snake_case)]
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::register();
+    datum::register_invalidation();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        // The canonical test vectors carry fixed timestamps: widen the window.
+        vec!["nostr.max_future_seconds = 2000000000"]
+    }
+}

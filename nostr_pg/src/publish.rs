@@ -1,0 +1,162 @@
+//! `nostr.publish` and `nostr.publish_batch`: the relay's write path.
+//!
+//! Each event is parsed and verified here, then inserted into `nostr.events`
+//! through the same trigger as any SQL insert. While a publish call runs, the
+//! trigger hands its verdict back through a backend-local slot instead of
+//! raising, so one refused event does not abort the batch; SQL cannot reach
+//! that slot. A batch is one statement: one commit and one notification for
+//! all of its events.
+
+use std::cell::RefCell;
+
+use nostr_pg_core::{hex, Event, Verifier};
+use pgrx::prelude::*;
+
+use crate::event_type::{max_event_bytes, NostrEvent};
+use crate::reject::Reject;
+use crate::rules;
+use crate::spi_cache::{oid, run};
+
+/// The state of the publish call in progress, if any.
+struct Slot {
+    auth: Option<[u8; 32]>,
+    verdict: Option<Result<(), Reject>>,
+}
+
+thread_local! {
+    // Backend-local: a Postgres backend runs one statement at a time.
+    static SLOT: RefCell<Option<Slot>> = const { RefCell::new(None) };
+}
+
+/// Clears the slot however the publish call ends (including by error).
+struct SlotGuard;
+
+impl SlotGuard {
+    fn open(auth: Option<[u8; 32]>) -> SlotGuard {
+        SLOT.with(|s| *s.borrow_mut() = Some(Slot { auth, verdict: None }));
+        SlotGuard
+    }
+
+    fn take_verdict(&self) -> Option<Result<(), Reject>> {
+        SLOT.with(|s| s.borrow_mut().as_mut().and_then(|slot| slot.verdict.take()))
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        SLOT.with(|s| *s.borrow_mut() = None);
+    }
+}
+
+/// Whether a publish call is collecting verdicts.
+pub fn collecting() -> bool {
+    SLOT.with(|s| s.borrow().is_some())
+}
+
+/// The authenticated pubkey (NIP-42) of the publish call in progress.
+pub fn context_auth() -> Option<[u8; 32]> {
+    SLOT.with(|s| s.borrow().as_ref().and_then(|slot| slot.auth))
+}
+
+/// Called by the trigger with its verdict.
+pub fn report(verdict: Result<(), Reject>) {
+    SLOT.with(|s| {
+        if let Some(slot) = s.borrow_mut().as_mut() {
+            slot.verdict = Some(verdict);
+        }
+    });
+}
+
+type Row = (String, bool, String);
+
+/// Publishes many events in one statement. One row per input, in order:
+/// the claimed id (hex, '' if none could be read), whether it was accepted,
+/// and the NIP-01 message (`duplicate:`, `invalid:`, ... or '').
+/// `auth_pubkeys[i]` is the NIP-42 pubkey of whoever sent `events[i]`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn publish_batch(
+    events: Vec<Option<String>>,
+    auth_pubkeys: default!(Option<Vec<Option<String>>>, "NULL"),
+) -> TableIterator<'static, (name!(id, String), name!(accepted, bool), name!(message, String))> {
+    let auths = auth_pubkeys.unwrap_or_default();
+    let verifier = Verifier::new();
+    let parsed: Vec<(String, Result<Event, Reject>)> =
+        events.iter().map(|json| parse(json.as_deref(), &verifier)).collect();
+
+    // Take every lock the batch needs in one global order before touching
+    // anything, so concurrent batches cannot deadlock on each other.
+    let locks = parsed
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(rules::locks_for)
+        .collect();
+    rules::acquire(locks);
+
+    let rows: Vec<Row> = parsed
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, result))| {
+            let auth = auths.get(i).cloned().flatten().and_then(|h| hex::decode_fixed::<32>(&h));
+            match result.and_then(|event| insert(&event, auth)) {
+                Ok(()) => (id, true, String::new()),
+                Err(reject) => (id, false, reject.message()),
+            }
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Publishes one event; see `publish_batch`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn publish(
+    event: Option<String>,
+    auth_pubkey: default!(Option<String>, "NULL"),
+) -> TableIterator<'static, (name!(id, String), name!(accepted, bool), name!(message, String))> {
+    publish_batch(vec![event], Some(vec![auth_pubkey]))
+}
+
+fn parse(json: Option<&str>, verifier: &Verifier) -> (String, Result<Event, Reject>) {
+    let Some(json) = json else {
+        return (String::new(), Err(Reject::Invalid("event is null".into())));
+    };
+    if json.len() > max_event_bytes() {
+        let msg = format!("event is larger than {} bytes", max_event_bytes());
+        return (claimed_id(json), Err(Reject::Invalid(msg)));
+    }
+    match Event::parse(json) {
+        Ok(event) => {
+            let id = hex::encode(&event.id);
+            let verified = verifier.verify(&event).map(|()| event).map_err(Reject::from);
+            (id, verified)
+        }
+        Err(e) => (claimed_id(json), Err(Reject::from(e))),
+    }
+}
+
+/// The `id` field of a malformed event, if it has a readable one, so the
+/// client can match the `OK` to what it sent.
+fn claimed_id(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+        .filter(|id| id.len() <= 64)
+        .unwrap_or_default()
+}
+
+fn insert(event: &Event, auth: Option<[u8; 32]>) -> Result<(), Reject> {
+    let guard = SlotGuard::open(auth);
+    let stored = NostrEvent::from_event(event);
+    let inserted = Spi::connect_mut(|client| {
+        run(
+            client,
+            "INSERT INTO nostr.events (event) VALUES ($1)",
+            &[oid::<NostrEvent>()],
+            &[stored.into()],
+        )
+        .map(|_| ())
+    });
+    if let Err(e) = inserted {
+        return Err(Reject::Invalid(format!("could not store the event: {e}")));
+    }
+    guard.take_verdict().unwrap_or(Ok(()))
+}

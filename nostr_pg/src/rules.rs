@@ -1,0 +1,365 @@
+//! The publish rules of every kind class, in one place. They run inside the
+//! insert trigger on `nostr.events`, so the relay, plain SQL, COPY and imports
+//! all obey them; nothing reaches the table around them.
+//!
+//! Races are closed with transaction-scoped advisory locks taken before any
+//! check: one per event id (duplicate insert vs. insert, deletion vs. insert),
+//! one per replaceable address (two versions at once), and one per author
+//! (shared by ordinary inserts, exclusive for a vanish request). Each check
+//! then runs as its own statement, so under READ COMMITTED it sees whatever
+//! the transaction it waited for committed. Unique indexes back this up.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nostr_pg_core::kind::{DELETION, VANISH};
+use nostr_pg_core::{hex, tags, Event, KindClass};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
+use sha2::{Digest, Sha256};
+
+use crate::event_type::NostrEvent;
+use crate::reject::Reject;
+use crate::settings;
+use crate::spi_cache::{oid, run};
+
+/// What to do with an admitted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Insert it into `nostr.events`.
+    Store,
+    /// Deliver it to listeners only; `seq` names it in `nostr.ephemeral_events`.
+    Ephemeral { seq: i64 },
+}
+
+/// A lock the rules take: an advisory key, shared or exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LockKey {
+    pub key: i64,
+    pub exclusive: bool,
+}
+
+fn lock_key(domain: &[u8], parts: &[&[u8]]) -> i64 {
+    let mut h = Sha256::new();
+    h.update(domain);
+    for p in parts {
+        h.update(p);
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    i64::from_le_bytes(first)
+}
+
+fn id_lock(id: &[u8; 32]) -> LockKey {
+    LockKey { key: lock_key(b"id", &[id]), exclusive: true }
+}
+
+fn address_lock(pubkey: &[u8; 32], kind: u16, d_key: &str) -> LockKey {
+    LockKey { key: lock_key(b"addr", &[pubkey, &kind.to_le_bytes(), d_key.as_bytes()]), exclusive: true }
+}
+
+fn author_lock(pubkey: &[u8; 32], exclusive: bool) -> LockKey {
+    LockKey { key: lock_key(b"author", &[pubkey]), exclusive }
+}
+
+/// The replaceable-address key stored in `nostr.events.d_key`: `''` for
+/// replaceable kinds, the `d` tag's index key for addressable ones, `None` for
+/// the rest.
+pub fn d_key(event: &Event) -> Option<String> {
+    match event.class() {
+        KindClass::Replaceable => Some(String::new()),
+        KindClass::Addressable => Some(tags::key("d", event.d_tag())),
+        _ => None,
+    }
+}
+
+/// A NIP-09 `a` tag target: `<kind>:<pubkey>:<d>`, only when it names the
+/// deleter's own replaceable or addressable events.
+fn address_target(value: &str, author: &[u8; 32]) -> Option<(u16, String)> {
+    let mut parts = value.splitn(3, ':');
+    let kind: u16 = parts.next()?.parse().ok()?;
+    let pubkey = hex::decode_fixed::<32>(parts.next()?)?;
+    let d = parts.next().unwrap_or("");
+    if &pubkey != author {
+        return None;
+    }
+    match KindClass::of(kind) {
+        KindClass::Replaceable => Some((kind, String::new())),
+        KindClass::Addressable => Some((kind, tags::key("d", d))),
+        _ => None,
+    }
+}
+
+fn is_vanish_for_us(event: &Event) -> bool {
+    if event.kind != VANISH {
+        return false;
+    }
+    let ours = settings::relay_url();
+    event.tag_values("relay").any(|r| {
+        r == "ALL_RELAYS"
+            || ours.as_deref().is_some_and(|u| u.trim_end_matches('/') == r.trim_end_matches('/'))
+    })
+}
+
+/// Every lock admitting `event` takes, so a batch can take them all up front in
+/// one global order (no deadlocks between concurrent batches).
+pub fn locks_for(event: &Event) -> Vec<LockKey> {
+    let mut keys = vec![id_lock(&event.id), author_lock(&event.pubkey, is_vanish_for_us(event))];
+    if let Some(d) = d_key(event) {
+        keys.push(address_lock(&event.pubkey, event.kind, &d));
+    }
+    if event.kind == DELETION {
+        for v in event.tag_values("e") {
+            if let Some(target) = hex::decode_fixed::<32>(v) {
+                keys.push(id_lock(&target));
+            }
+        }
+        for v in event.tag_values("a") {
+            if let Some((kind, d)) = address_target(v, &event.pubkey) {
+                keys.push(address_lock(&event.pubkey, kind, &d));
+            }
+        }
+    }
+    keys
+}
+
+/// Takes advisory locks in key order (exclusive first for equal keys).
+pub fn acquire(mut keys: Vec<LockKey>) {
+    keys.sort_by(|a, b| a.key.cmp(&b.key).then(b.exclusive.cmp(&a.exclusive)));
+    keys.dedup_by_key(|k| k.key);
+    for k in keys {
+        let f = if k.exclusive {
+            pg_sys::pg_advisory_xact_lock_int8
+        } else {
+            pg_sys::pg_advisory_xact_lock_shared_int8
+        };
+        // SAFETY: both functions take one int8 argument and return void.
+        unsafe {
+            pgrx::direct_function_call_as_datum(f, &[k.key.into_datum()]);
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Checks that need no database: time window, proof of work, protection, expiry.
+pub fn static_checks(event: &Event, auth: Option<&[u8; 32]>, now: i64) -> Result<(), Reject> {
+    let future = i64::from(settings::MAX_FUTURE_SECONDS.get());
+    if event.created_at > now.saturating_add(future) {
+        return Err(Reject::Invalid(format!(
+            "created_at is more than {future} seconds in the future"
+        )));
+    }
+    let past = i64::from(settings::MAX_PAST_SECONDS.get());
+    if past > 0 && event.created_at < now.saturating_sub(past) {
+        return Err(Reject::Invalid(format!("created_at is more than {past} seconds in the past")));
+    }
+    let min_pow = u32::try_from(settings::MIN_POW.get()).unwrap_or(0);
+    let pow = event.pow_difficulty();
+    if pow < min_pow {
+        return Err(Reject::Pow(format!("difficulty {pow} is less than {min_pow}")));
+    }
+    if event.is_protected() {
+        match auth {
+            None => {
+                return Err(Reject::AuthRequired(
+                    "this event may only be published by its author".into(),
+                ))
+            }
+            Some(pk) if pk != &event.pubkey => {
+                return Err(Reject::Restricted(
+                    "this event may only be published by its author".into(),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if event.expiration().is_some_and(|t| t <= now) {
+        return Err(Reject::Invalid("event has expired".into()));
+    }
+    Ok(())
+}
+
+fn bytea(b: &[u8]) -> DatumWithOid<'static> {
+    DatumWithOid::from(b.to_vec())
+}
+
+fn exists(client: &mut SpiClient<'_>, sql: &str, types: &[pgrx::PgOid], args: &[DatumWithOid<'_>]) -> SpiResult<bool> {
+    Ok(!run(client, sql, types, args)?.is_empty())
+}
+
+/// Decides whether `event` may be stored, performing the side effects its
+/// kind requires (replacing an older version, deleting, vanishing).
+pub fn admit(
+    client: &mut SpiClient<'_>,
+    event: &Event,
+    stored: &NostrEvent,
+    auth: Option<&[u8; 32]>,
+) -> SpiResult<Result<Admission, Reject>> {
+    let now = now();
+    if let Err(r) = static_checks(event, auth, now) {
+        return Ok(Err(r));
+    }
+    acquire(locks_for(event));
+    let b = oid::<Vec<u8>>();
+    let i4 = oid::<i32>();
+    let i8 = oid::<i64>();
+    let t = oid::<String>();
+
+    if exists(client, "SELECT 1 FROM nostr.events WHERE id = $1", &[b], &[bytea(&event.id)])? {
+        return Ok(Err(Reject::Duplicate("already have this event".into())));
+    }
+    if exists(
+        client,
+        "SELECT 1 FROM nostr.deleted_ids WHERE id = $1 AND pubkey = $2",
+        &[b, b],
+        &[bytea(&event.id), bytea(&event.pubkey)],
+    )? {
+        return Ok(Err(Reject::Blocked("this event was deleted by its author".into())));
+    }
+    if exists(
+        client,
+        "SELECT 1 FROM nostr.vanished WHERE pubkey = $1 AND until_created_at >= $2",
+        &[b, i8],
+        &[bytea(&event.pubkey), event.created_at.into()],
+    )? {
+        return Ok(Err(Reject::Blocked("this author asked to vanish from this relay".into())));
+    }
+
+    let class = event.class();
+    if let Some(d) = d_key(event) {
+        let kind = i32::from(event.kind);
+        if exists(
+            client,
+            "SELECT 1 FROM nostr.deleted_addresses WHERE pubkey = $1 AND kind = $2 AND d_key = $3 AND until_created_at >= $4",
+            &[b, i4, t, i8],
+            &[bytea(&event.pubkey), kind.into(), d.clone().into(), event.created_at.into()],
+        )? {
+            return Ok(Err(Reject::Blocked("this address was deleted by its author".into())));
+        }
+        let current = run(
+            client,
+            "SELECT id, created_at FROM nostr.events WHERE pubkey = $1 AND kind = $2 AND d_key = $3",
+            &[b, i4, t],
+            &[bytea(&event.pubkey), kind.into(), d.into()],
+        )?;
+        let mut older = Vec::new();
+        for row in current {
+            let id: Vec<u8> = row.get(1)?.unwrap_or_default();
+            let created_at: i64 = row.get(2)?.unwrap_or(i64::MIN);
+            // Newest wins; on equal timestamps the lowest id wins (NIP-01).
+            if (created_at, std::cmp::Reverse(id.as_slice()))
+                >= (event.created_at, std::cmp::Reverse(event.id.as_slice()))
+            {
+                return Ok(Err(Reject::Duplicate("have a newer version of this event".into())));
+            }
+            older.push(id);
+        }
+        for id in older {
+            run(client, "DELETE FROM nostr.events WHERE id = $1", &[b], &[DatumWithOid::from(id)])?;
+        }
+    }
+
+    if class == KindClass::Ephemeral {
+        let seq = run(
+            client,
+            "INSERT INTO nostr.ephemeral_events (event) VALUES ($1) RETURNING seq",
+            &[oid::<NostrEvent>()],
+            &[stored.clone().into()],
+        )?
+        .first()
+        .get_one::<i64>()?
+        .unwrap_or(0);
+        if seq % 1024 == 0 {
+            // Ephemeral rows only need to outlive the notification that names them.
+            run(client, "DELETE FROM nostr.ephemeral_events WHERE stored_at < now() - interval '5 minutes'", &[], &[])?;
+        }
+        return Ok(Ok(Admission::Ephemeral { seq }));
+    }
+
+    if event.kind == DELETION {
+        apply_deletion(client, event)?;
+    }
+    if is_vanish_for_us(event) {
+        apply_vanish(client, event)?;
+    }
+    Ok(Ok(Admission::Store))
+}
+
+/// NIP-09: remove the author's own targets and remember them, so they cannot
+/// be published again. Deletion requests themselves are never deleted this way.
+fn apply_deletion(client: &mut SpiClient<'_>, event: &Event) -> SpiResult<()> {
+    let b = oid::<Vec<u8>>();
+    let i4 = oid::<i32>();
+    let i8 = oid::<i64>();
+    let t = oid::<String>();
+    for v in event.tag_values("e") {
+        let Some(target) = hex::decode_fixed::<32>(v) else { continue };
+        run(
+            client,
+            "INSERT INTO nostr.deleted_ids (id, pubkey, deleted_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[b, b, b],
+            &[bytea(&target), bytea(&event.pubkey), bytea(&event.id)],
+        )?;
+        run(
+            client,
+            "DELETE FROM nostr.events WHERE id = $1 AND pubkey = $2 AND kind <> 5",
+            &[b, b],
+            &[bytea(&target), bytea(&event.pubkey)],
+        )?;
+    }
+    for v in event.tag_values("a") {
+        let Some((kind, d)) = address_target(v, &event.pubkey) else { continue };
+        let kind = i32::from(kind);
+        run(
+            client,
+            "INSERT INTO nostr.deleted_addresses (pubkey, kind, d_key, until_created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (pubkey, kind, d_key) DO UPDATE
+             SET until_created_at = greatest(nostr.deleted_addresses.until_created_at, excluded.until_created_at)",
+            &[b, i4, t, i8],
+            &[bytea(&event.pubkey), kind.into(), d.clone().into(), event.created_at.into()],
+        )?;
+        run(
+            client,
+            "DELETE FROM nostr.events WHERE pubkey = $1 AND kind = $2 AND d_key = $3 AND created_at <= $4",
+            &[b, i4, t, i8],
+            &[bytea(&event.pubkey), kind.into(), d.into(), event.created_at.into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// NIP-62: delete everything the author published up to the request, and the
+/// gift wraps addressed to them, and refuse their older events from now on.
+fn apply_vanish(client: &mut SpiClient<'_>, event: &Event) -> SpiResult<()> {
+    let b = oid::<Vec<u8>>();
+    let i8 = oid::<i64>();
+    run(
+        client,
+        "INSERT INTO nostr.vanished (pubkey, until_created_at) VALUES ($1, $2)
+         ON CONFLICT (pubkey) DO UPDATE
+         SET until_created_at = greatest(nostr.vanished.until_created_at, excluded.until_created_at)",
+        &[b, i8],
+        &[bytea(&event.pubkey), event.created_at.into()],
+    )?;
+    run(
+        client,
+        "DELETE FROM nostr.events WHERE pubkey = $1 AND created_at <= $2",
+        &[b, i8],
+        &[bytea(&event.pubkey), event.created_at.into()],
+    )?;
+    let p_key = tags::key("p", &hex::encode(&event.pubkey));
+    run(
+        client,
+        "DELETE FROM nostr.events WHERE kind = 1059 AND tags @> ARRAY[$1] AND created_at <= $2",
+        &[oid::<String>(), i8],
+        &[p_key.into(), event.created_at.into()],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+use pgrx::prelude::*;
+
+#[pg_test]
+fn smoke() -> Result<(), pgrx::spi::Error> {
+    Ok(())
+}

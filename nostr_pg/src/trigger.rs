@@ -1,0 +1,106 @@
+//! The insert trigger on `nostr.events`: the single gate every row passes.
+//!
+//! Before insert, the row's `event` value (already verified by its type) is run
+//! through [`crate::rules::admit`], and every derived column (binary id and
+//! pubkey, kind, timestamps, tag index keys, replaceable address, expiry) is
+//! recomputed from it, so whatever a caller wrote there is ignored. Ephemeral
+//! events are diverted to `nostr.ephemeral_events`. A refused event raises an
+//! error with the SQLSTATE in [`crate::reject`], unless `nostr.publish` is
+//! collecting verdicts (see [`crate::publish`]).
+
+use nostr_pg_core::Event;
+use pgrx::datum::DatumWithOid;
+use pgrx::heap_tuple::PgHeapTupleError;
+use pgrx::prelude::*;
+use pgrx::spi::SpiError;
+use pgrx::{AllocatedByRust, WhoAllocated};
+
+use crate::event_type::NostrEvent;
+use crate::notify;
+use crate::publish;
+use crate::reject::Reject;
+use crate::rules::{self, Admission};
+use crate::spi_cache::{oid, run};
+
+#[derive(thiserror::Error, Debug)]
+pub enum TriggerError {
+    #[error("nostr.events trigger fired without a row")]
+    NoRow,
+    #[error("`event` must not be null")]
+    NullEvent,
+    #[error("row access: {0}")]
+    Tuple(#[from] PgHeapTupleError),
+    #[error("reading the row: {0}")]
+    Datum(#[from] pgrx::datum::TryFromDatumError),
+    #[error("SPI: {0}")]
+    Spi(#[from] SpiError),
+}
+
+#[pg_trigger]
+fn events_before_insert<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, TriggerError> {
+    let mut row = trigger.new().ok_or(TriggerError::NoRow)?.into_owned();
+    let stored: NostrEvent = row.get_by_name("event")?.ok_or(TriggerError::NullEvent)?;
+    let event = stored.event();
+    let auth = publish::context_auth();
+    let verdict = Spi::connect_mut(|client| rules::admit(client, &event, &stored, auth.as_ref()))?;
+    match verdict {
+        Ok(Admission::Store) => {
+            fill_derived_columns(&mut row, &event)?;
+            let seq: i64 = row.get_by_name("seq")?.unwrap_or(0);
+            index_tags(&event)?;
+            notify::record(seq);
+            publish::report(Ok(()));
+            Ok(Some(row))
+        }
+        Ok(Admission::Ephemeral { seq }) => {
+            notify::record(seq);
+            publish::report(Ok(()));
+            Ok(None)
+        }
+        Err(reject) => refuse(reject).map(|()| None),
+    }
+}
+
+/// Inside `nostr.publish` the verdict is handed back; anywhere else it is an error.
+fn refuse(reject: Reject) -> Result<(), TriggerError> {
+    if publish::collecting() {
+        publish::report(Err(reject));
+        Ok(())
+    } else {
+        reject.raise("nostr.events insert")
+    }
+}
+
+fn fill_derived_columns(
+    row: &mut PgHeapTuple<'_, AllocatedByRust>,
+    event: &Event,
+) -> Result<(), TriggerError> {
+    row.set_by_name("id", event.id.to_vec())?;
+    row.set_by_name("pubkey", event.pubkey.to_vec())?;
+    row.set_by_name("created_at", event.created_at)?;
+    row.set_by_name("kind", i32::from(event.kind))?;
+    row.set_by_name("tags", event.index_keys())?;
+    row.set_by_name("d_key", rules::d_key(event))?;
+    row.set_by_name("expires_at", event.expiration())?;
+    Ok(())
+}
+
+/// Maintains `nostr.event_tags`, the ordered (tag, created_at) index that makes
+/// "latest N with tag X" an index range scan however popular X is.
+fn index_tags(event: &Event) -> Result<(), SpiError> {
+    let keys = event.index_keys();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    Spi::connect_mut(|client| {
+        run(
+            client,
+            "INSERT INTO nostr.event_tags (tag, created_at, id) SELECT unnest($1::text[]), $2, $3",
+            &[oid::<Vec<String>>(), oid::<i64>(), oid::<Vec<u8>>()],
+            &[DatumWithOid::from(keys), event.created_at.into(), event.id.to_vec().into()],
+        )
+        .map(|_| ())
+    })
+}

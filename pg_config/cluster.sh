@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# cluster.sh start|stop|url DIR [PORT]: a local Postgres cluster for nostr_pg.
+#
+# start: initdb DIR if empty (owned by `postgres` when run as root), apply
+#   pg_config/postgresql.conf, start it on 127.0.0.1:PORT with its socket in
+#   DIR, and create database `nostr` with the extension. Prints the URL.
+# stop: fast shutdown. url: print the connection URL.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+cmd=${1:-}; dir=${2:-}; port=${3:-5432}
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: cluster.sh start|stop|url DIR [PORT]"
+user=$(if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi)
+url="postgres://$user@127.0.0.1:$port/nostr"
+
+case $cmd in
+start)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir" && chmod 700 "$dir"
+    if [ ! -f "$dir/PG_VERSION" ]; then
+        log "initdb $dir"
+        as_pg "$PG_BIN/initdb" -D "$dir" -U "$user" --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+        cat "$REPO/pg_config/postgresql.conf" | as_pg tee -a "$dir/postgresql.conf" >/dev/null
+    fi
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+        as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+            -o "-p $port -k $dir" start >/dev/null || { cat "$dir/server.log" >&2; die "postgres did not start"; }
+    fi
+    psql_=( "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$user" )
+    as_pg "${psql_[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'nostr'" | grep -q 1 \
+        || as_pg "${psql_[@]}" -d postgres -c "CREATE DATABASE nostr"
+    as_pg "${psql_[@]}" -d nostr -c "CREATE EXTENSION IF NOT EXISTS nostr_pg" \
+        -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+    echo "$url"
+    ;;
+stop)
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+    ;;
+url)
+    echo "$url"
+    ;;
+*) die "unknown command $cmd" ;;
+esac
