@@ -1,1 +1,98 @@
+//! Support for the end-to-end tests in `tests/tests/`: a fresh database per
+//! test on the cluster named by `NOSTR_PG_TEST_URL` (set by
+//! `pg_config/test.sh`), with the extension created in it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio_postgres::{Client, NoTls};
+
+/// The admin URL of the test cluster. Missing is an error, not a skip: these
+/// tests are run by `pg_config/test.sh`, which starts the cluster.
+pub fn cluster_url() -> String {
+    std::env::var("NOSTR_PG_TEST_URL")
+        .expect("NOSTR_PG_TEST_URL is not set: run the end-to-end tests with `bash pg_config/test.sh`")
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, db: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db}"),
+        None => format!("{url}/{db}"),
+    }
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A database created for one test and dropped when it ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDb {
+    pub async fn new(label: &str) -> TestDb {
+        let admin = cluster_url();
+        let name = format!(
+            "t_{}_{}_{}",
+            label,
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let c = connect(&admin).await;
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.expect("drop database");
+        c.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        let url = with_database(&admin, &name);
+        let db = connect(&url).await;
+        db.batch_execute("CREATE EXTENSION nostr_pg").await.expect("create extension");
+        TestDb { name, url, admin }
+    }
+
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Best effort, off the async runtime: a leftover database is harmless
+        // (the cluster is thrown away after the run).
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(async move {
+                    if let Ok((c, conn)) = tokio_postgres::connect(&admin, NoTls).await {
+                        tokio::spawn(conn);
+                        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// `SELECT accepted, message FROM nostr.publish($1)` for one event.
+pub async fn publish(c: &Client, json: &str) -> (bool, String) {
+    let row = c
+        .query_one("SELECT accepted, message FROM nostr.publish($1)", &[&json])
+        .await
+        .expect("publish");
+    (row.get(0), row.get(1))
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
