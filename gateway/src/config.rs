@@ -1,0 +1,388 @@
+//! Configuration: defaults, overridden by an optional TOML file (`--config`),
+//! overridden by the environment (`NOSTR_PG_LISTEN`, `DATABASE_URL`), overridden
+//! by command-line flags. The result is one plain [`Config`] value that `run`
+//! takes, so tests build it directly and never touch the process environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Toml { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid listen address `{0}` (expected host:port, e.g. 127.0.0.1:7777)")]
+    Listen(String),
+    #[error("no database URL: pass --database-url, set DATABASE_URL or `database_url` in the config file")]
+    NoDatabaseUrl,
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// Command-line flags. Every one is optional so that the file and the
+/// environment can supply it instead.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "gateway", about = "nostr_pg relay gateway: NIP-01 WebSocket endpoint in front of PostgreSQL")]
+pub struct Cli {
+    /// Address to listen on (env NOSTR_PG_LISTEN), e.g. 127.0.0.1:7777; port 0 picks a free port.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// PostgreSQL connection URL (env DATABASE_URL), e.g. postgres://user@localhost/nostr.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// TOML configuration file; flags and environment override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Public relay URL (wss://host), used for the NIP-42 `relay` tag check.
+    #[arg(long)]
+    pub relay_url: Option<String>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    /// Public URL clients connect to; when empty, the NIP-42 relay tag is checked
+    /// against the `Host` header of the upgrade request instead.
+    pub relay_url: String,
+    pub log_level: String,
+    pub info: RelayInfo,
+    pub limits: Limits,
+    pub auth: AuthConfig,
+    pub publish: PublishConfig,
+    pub database: DatabaseConfig,
+}
+
+/// NIP-11 descriptive fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayInfo {
+    pub name: String,
+    pub description: String,
+    /// Operator's hex pubkey.
+    pub pubkey: String,
+    pub contact: String,
+    pub icon: String,
+}
+
+/// Limits enforced by the gateway and advertised in NIP-11.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket message (and frame) accepted, in bytes.
+    pub max_message_length: usize,
+    /// Largest event JSON accepted, in bytes.
+    pub max_event_size: usize,
+    pub max_subscriptions: usize,
+    pub max_filters: usize,
+    /// Largest `limit` served per filter; the extension applies its own cap too.
+    pub max_limit: u64,
+    pub max_subid_length: usize,
+    pub max_event_tags: usize,
+    /// Largest `content`, in characters.
+    pub max_content_length: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Token buckets for EVENT: sustained rate per second and burst size.
+    pub events_per_second_per_ip: f64,
+    pub event_burst_per_ip: f64,
+    pub events_per_second_per_pubkey: f64,
+    pub event_burst_per_pubkey: f64,
+    /// EVENTs of one connection waiting for their OK; past it the gateway stops
+    /// reading that socket until OKs drain (TCP back-pressure, bounded memory).
+    pub max_inflight_events: usize,
+    /// Capacity of each connection's live-event queue; a client that lets it
+    /// fill is disconnected.
+    pub live_queue: usize,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Every EVENT, REQ and COUNT needs a NIP-42 authenticated connection.
+    pub required: bool,
+    /// Kinds 4, 1059 and 1060 are served only to an authenticated author or
+    /// p-tagged recipient.
+    pub restrict_dm_reads: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublishConfig {
+    /// A batch is sent when it holds this many events...
+    pub batch_max_events: usize,
+    /// ...or this long after its first event arrived, whichever comes first.
+    pub batch_window_us: u64,
+    /// Batches in flight at once (each is one round trip and one commit).
+    pub max_concurrent_batches: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Pooled connections for queries and publishes (the LISTEN connection is extra).
+    pub pool_size: usize,
+    /// `statement_timeout` set on every pooled connection.
+    pub statement_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Longest wait for a free pooled connection before answering `error:`.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:7777".to_owned(),
+            database_url: String::new(),
+            relay_url: String::new(),
+            log_level: "info".to_owned(),
+            info: RelayInfo::default(),
+            limits: Limits::default(),
+            auth: AuthConfig::default(),
+            publish: PublishConfig::default(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+impl Default for RelayInfo {
+    fn default() -> Self {
+        RelayInfo {
+            name: "nostr_pg".to_owned(),
+            description: "A Nostr relay whose events live in PostgreSQL".to_owned(),
+            pubkey: String::new(),
+            contact: String::new(),
+            icon: String::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_length: 256 * 1024,
+            max_event_size: 128 * 1024,
+            max_subscriptions: 32,
+            max_filters: 16,
+            max_limit: 500,
+            max_subid_length: 64,
+            max_event_tags: 2500,
+            max_content_length: 100_000,
+            max_connections: 10_000,
+            max_connections_per_ip: 100,
+            events_per_second_per_ip: 50.0,
+            event_burst_per_ip: 200.0,
+            events_per_second_per_pubkey: 20.0,
+            event_burst_per_pubkey: 100.0,
+            max_inflight_events: 256,
+            live_queue: 1024,
+        }
+    }
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig { batch_max_events: 200, batch_window_us: 1000, max_concurrent_batches: 2 }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            pool_size: 8,
+            statement_timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads flags from the process arguments and the environment.
+    pub fn from_process() -> Result<Config, ConfigError> {
+        Config::resolve(Cli::parse(), |name| std::env::var(name).ok())
+    }
+
+    /// Applies the precedence flags > environment > file > defaults. `env` is
+    /// injected so tests never mutate the process environment.
+    pub fn resolve(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = env("NOSTR_PG_LISTEN").filter(|v| !v.is_empty()) {
+            config.listen = v;
+        }
+        if let Some(v) = env("DATABASE_URL").filter(|v| !v.is_empty()) {
+            config.database_url = v;
+        }
+        if let Some(v) = cli.listen {
+            config.listen = v;
+        }
+        if let Some(v) = cli.database_url {
+            config.database_url = v;
+        }
+        if let Some(v) = cli.relay_url {
+            config.relay_url = v;
+        }
+        if let Some(v) = cli.log_level {
+            config.log_level = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::from_toml(&text).map_err(|source| ConfigError::Toml {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The listen address as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| ConfigError::Listen(self.listen.clone()))
+    }
+
+    /// Checks what would otherwise fail later, deep inside a task.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.database_url.is_empty() {
+            return Err(ConfigError::NoDatabaseUrl);
+        }
+        let l = &self.limits;
+        let positive = [
+            ("limits.max_message_length", l.max_message_length),
+            ("limits.max_event_size", l.max_event_size),
+            ("limits.max_subscriptions", l.max_subscriptions),
+            ("limits.max_filters", l.max_filters),
+            ("limits.max_subid_length", l.max_subid_length),
+            ("limits.max_connections", l.max_connections),
+            ("limits.max_connections_per_ip", l.max_connections_per_ip),
+            ("limits.max_inflight_events", l.max_inflight_events),
+            ("limits.live_queue", l.live_queue),
+            ("publish.batch_max_events", self.publish.batch_max_events),
+            ("publish.max_concurrent_batches", self.publish.max_concurrent_batches),
+            ("database.pool_size", self.database.pool_size),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        let rates = [
+            ("limits.events_per_second_per_ip", l.events_per_second_per_ip),
+            ("limits.event_burst_per_ip", l.event_burst_per_ip),
+            ("limits.events_per_second_per_pubkey", l.events_per_second_per_pubkey),
+            ("limits.event_burst_per_pubkey", l.event_burst_per_pubkey),
+        ];
+        for (name, value) in rates {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(ConfigError::Invalid(format!("{name} must be a positive number")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn batch_window(&self) -> Duration {
+        Duration::from_micros(self.publish.batch_window_us)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn write_file(text: &str) -> PathBuf {
+        let dir = std::env::temp_dir();
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = dir.join(format!("gateway-config-test-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+        path
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let path = write_file(
+            "listen = \"127.0.0.1:1000\"\ndatabase_url = \"postgres://file\"\nrelay_url = \"wss://file\"\n[limits]\nmax_filters = 3\n",
+        );
+        let cli = |listen: Option<&str>| Cli {
+            listen: listen.map(str::to_owned),
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
+
+        let c = Config::resolve(cli(None), env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.listen, "127.0.0.1:1000");
+        assert_eq!(c.database_url, "postgres://file");
+        assert_eq!(c.limits.max_filters, 3);
+        assert_eq!(c.limits.max_subscriptions, Limits::default().max_subscriptions);
+
+        let e = env(&[("NOSTR_PG_LISTEN", "127.0.0.1:2000"), ("DATABASE_URL", "postgres://env")]);
+        let c = Config::resolve(cli(None), e).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.listen, "127.0.0.1:2000");
+        assert_eq!(c.database_url, "postgres://env");
+
+        let e = env(&[("NOSTR_PG_LISTEN", "127.0.0.1:2000")]);
+        let c = Config::resolve(cli(Some("127.0.0.1:3000")), e).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.listen, "127.0.0.1:3000");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn defaults_need_a_database_url() {
+        assert!(matches!(
+            Config::resolve(Cli::default(), env(&[])),
+            Err(ConfigError::NoDatabaseUrl)
+        ));
+        let c = Config::resolve(Cli::default(), env(&[("DATABASE_URL", "postgres://x")]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.listen, "127.0.0.1:7777");
+    }
+
+    #[test]
+    fn rejects_typos_and_bad_values() {
+        assert!(Config::from_toml("[limits]\nmax_filter = 3\n").is_err());
+        let mut c = Config { database_url: "postgres://x".into(), ..Config::default() };
+        c.limits.max_filters = 0;
+        assert!(c.validate().is_err());
+        c.limits.max_filters = 1;
+        c.listen = "nowhere".into();
+        assert!(matches!(c.validate(), Err(ConfigError::Listen(_))));
+    }
+
+    #[test]
+    fn cli_parses_flags() {
+        let cli = Cli::try_parse_from(["gateway", "--listen", "0.0.0.0:1", "--database-url", "postgres://a"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.listen.as_deref(), Some("0.0.0.0:1"));
+        assert_eq!(cli.database_url.as_deref(), Some("postgres://a"));
+    }
+}

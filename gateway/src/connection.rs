@@ -1,0 +1,633 @@
+//! One WebSocket connection: a single task that reads client frames, runs
+//! each verb, and writes every reply, stored event and live event in order.
+//!
+//! Work that waits on the database runs elsewhere and comes back through
+//! channels: `OK`s from the publisher (unbounded, but at most
+//! `max_inflight_events` outstanding, because the task stops reading frames at
+//! that point), query results from per-subscription tasks (bounded: a slow
+//! client slows only its own queries), and live events from the fanout
+//! (bounded: a full queue gets the client kicked). Bookkeeping that must
+//! happen however the task ends lives in `Drop` guards.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use nostr_pg_core::{hex, Event, Filters};
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::auth;
+use crate::db::CancelSlot;
+use crate::fanout::{ConnHandle, Delivery, RESTRICTED_KINDS};
+use crate::http::RequestHead;
+use crate::limits::ConnectionSlot;
+use crate::protocol::{self, ClientMessage, FrameError, Refusal, Target};
+use crate::reply::Prefix;
+use crate::server::Relay;
+use crate::subscription::{LiveAction, Sub};
+
+/// A write that takes longer than this means the client stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Best-effort goodbyes (kick, shutdown) get this long.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Capacity of the channel query tasks stream results through.
+const QUERY_QUEUE: usize = 256;
+/// Frames written before one flush, when more are ready.
+const WRITE_BATCH: usize = 64;
+
+/// Results coming back from query tasks.
+#[derive(Debug)]
+enum QueryMsg {
+    Stored { sub_id: Arc<str>, generation: u64, id: Option<[u8; 32]>, frame: String },
+    Eose { sub_id: Arc<str>, generation: u64 },
+    /// Ends the subscription with this frame (CLOSED, or a COUNT answer).
+    Done { sub_id: Arc<str>, generation: u64, frame: String },
+}
+
+/// Why the loop ended.
+enum End {
+    ClientGone,
+    Kicked,
+    Shutdown,
+    Oversized,
+}
+
+/// Removes the connection's subscriptions from the live index and updates the
+/// gauge, however the task ends (return, panic, abort).
+struct Registration {
+    relay: Arc<Relay>,
+    conn: u64,
+    _slot: ConnectionSlot,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.relay.index.remove_conn(self.conn);
+        self.relay.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+struct Session {
+    relay: Arc<Relay>,
+    handle: Arc<ConnHandle>,
+    ip: IpAddr,
+    challenge: String,
+    /// The host NIP-42 `relay` tags must name.
+    auth_host: Option<String>,
+    authed: Vec<[u8; 32]>,
+    subs: HashMap<Arc<str>, Sub>,
+    generation: u64,
+    inflight: usize,
+    ok_tx: mpsc::UnboundedSender<String>,
+    query_tx: mpsc::Sender<QueryMsg>,
+    /// Frames to write after the current step.
+    out: Vec<String>,
+    kick: bool,
+}
+
+/// Runs the WebSocket handshake and the session; returns when it is over.
+pub async fn serve<S>(
+    relay: Arc<Relay>,
+    stream: S,
+    peer: SocketAddr,
+    head: RequestHead,
+    slot: ConnectionSlot,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limits = &relay.config.limits;
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(limits.max_message_length))
+        .max_frame_size(Some(limits.max_message_length));
+    let mut ws = match tokio_tungstenite::accept_async_with_config(stream, Some(ws_config)).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!("handshake with {peer} failed: {e}");
+            return;
+        }
+    };
+    relay.metrics.connections_total.fetch_add(1, Relaxed);
+    relay.metrics.connections_open.fetch_add(1, Relaxed);
+    let conn_id = relay.next_conn_id();
+    let _registration = Registration { relay: Arc::clone(&relay), conn: conn_id, _slot: slot };
+    let (handle, mut live_rx) = ConnHandle::new(conn_id, relay.config.limits.live_queue);
+    let (ok_tx, mut ok_rx) = mpsc::unbounded_channel();
+    let (query_tx, mut query_rx) = mpsc::channel(QUERY_QUEUE);
+    let auth_host = relay.relay_host.clone().or_else(|| head.header("host").and_then(auth::host_of));
+    let mut session = Session {
+        relay: Arc::clone(&relay),
+        handle: Arc::clone(&handle),
+        ip: peer.ip(),
+        challenge: auth::new_challenge(),
+        auth_host,
+        authed: Vec::new(),
+        subs: HashMap::new(),
+        generation: 0,
+        inflight: 0,
+        ok_tx,
+        query_tx,
+        out: Vec::new(),
+        kick: false,
+    };
+    session.out.push(protocol::auth(&session.challenge));
+    let max_inflight = relay.config.limits.max_inflight_events;
+
+    let end = loop {
+        if flush(&mut ws, &mut session.out).await.is_err() {
+            break End::ClientGone;
+        }
+        if session.kick {
+            break End::Kicked;
+        }
+        tokio::select! {
+            biased;
+            _ = handle.kicked() => break End::Kicked,
+            _ = crate::server::stopped(&mut stop) => break End::Shutdown,
+            Some(frame) = ok_rx.recv() => {
+                session.ok_done(frame);
+                while session.out.len() < WRITE_BATCH {
+                    match ok_rx.try_recv() {
+                        Ok(frame) => session.ok_done(frame),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(msg) = query_rx.recv() => {
+                session.on_query(msg);
+                while session.out.len() < WRITE_BATCH {
+                    match query_rx.try_recv() {
+                        Ok(msg) => session.on_query(msg),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(delivery) = live_rx.recv() => {
+                session.on_live(delivery);
+                while session.out.len() < WRITE_BATCH {
+                    match live_rx.try_recv() {
+                        Ok(d) => session.on_live(d),
+                        Err(_) => break,
+                    }
+                }
+            }
+            incoming = ws.next(), if session.inflight < max_inflight => match incoming {
+                None | Some(Ok(Message::Close(_))) => break End::ClientGone,
+                Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => {
+                    relay.metrics.message("other");
+                    session.out.push(Refusal { error: FrameError::Binary, target: Target::Notice }.reply());
+                }
+                Some(Ok(_)) => {} // ping/pong are answered by tungstenite
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                    tracing::debug!("{peer} sent an oversized message: {e}");
+                    break End::Oversized;
+                }
+                Some(Err(e)) => {
+                    tracing::debug!("read from {peer} failed: {e}");
+                    break End::ClientGone;
+                }
+            },
+        }
+    };
+
+    match end {
+        End::ClientGone => {}
+        End::Kicked => {
+            let mut bye = vec![protocol::notice(&Prefix::Error.with("connection too slow to keep up with live events; closing"))];
+            bye.extend(session.subs.keys().map(|s| protocol::closed(s, &Prefix::Error.with("connection too slow"))));
+            goodbye(&mut ws, bye, CloseCode::Policy, "too slow").await;
+        }
+        End::Oversized => {
+            let limit = relay.config.limits.max_message_length;
+            let bye = vec![protocol::notice(&Prefix::Invalid.with(format!("message larger than {limit} bytes")))];
+            goodbye(&mut ws, bye, CloseCode::Size, "message too large").await;
+        }
+        End::Shutdown => {
+            // Pending EVENTs are already in the publisher: wait for their OKs.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while session.inflight > 0 {
+                match tokio::time::timeout_at(deadline, ok_rx.recv()).await {
+                    Ok(Some(frame)) => session.ok_done(frame),
+                    _ => break,
+                }
+            }
+            let mut bye = std::mem::take(&mut session.out);
+            bye.extend(
+                session.subs.keys().map(|s| protocol::closed(s, &Prefix::Error.with("relay shutting down"))),
+            );
+            goodbye(&mut ws, bye, CloseCode::Away, "relay shutting down").await;
+        }
+    }
+    // Dropping the subscriptions cancels their running queries.
+    session.subs.clear();
+}
+
+/// Writes every pending frame, then flushes once.
+async fn flush<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, out: &mut Vec<String>) -> Result<(), ()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let frames = std::mem::take(out);
+    let write = async {
+        for frame in frames {
+            ws.feed(Message::text(frame)).await?;
+        }
+        ws.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Best effort: last frames, a close frame, and a short wait for the reply.
+async fn goodbye<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, frames: Vec<String>, code: CloseCode, reason: &str) {
+    let close = CloseFrame { code, reason: reason.to_owned().into() };
+    let bye = async {
+        for frame in frames {
+            ws.feed(Message::text(frame)).await?;
+        }
+        ws.close(Some(close)).await?;
+        while let Some(Ok(_)) = ws.next().await {}
+        Ok::<(), tokio_tungstenite::tungstenite::Error>(())
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(GOODBYE_TIMEOUT, bye).await {
+        tracing::debug!("closing handshake failed: {e}");
+    }
+}
+
+impl Session {
+    fn ok_done(&mut self, frame: String) {
+        self.inflight = self.inflight.saturating_sub(1);
+        self.out.push(frame);
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let limits = &self.relay.config.limits;
+        match protocol::parse_frame(text, limits) {
+            Err(refusal) => {
+                self.relay.metrics.message("other");
+                self.out.push(refusal.reply());
+            }
+            Ok(ClientMessage::Event { raw }) => {
+                self.relay.metrics.message("EVENT");
+                self.on_event(raw).await;
+            }
+            Ok(ClientMessage::Req { sub_id, filters }) => {
+                self.relay.metrics.message("REQ");
+                self.on_req(sub_id, &filters, false);
+            }
+            Ok(ClientMessage::Count { sub_id, filters }) => {
+                self.relay.metrics.message("COUNT");
+                self.on_req(sub_id, &filters, true);
+            }
+            Ok(ClientMessage::Close { sub_id }) => {
+                self.relay.metrics.message("CLOSE");
+                self.close_sub(&sub_id);
+            }
+            Ok(ClientMessage::Auth { raw }) => {
+                self.relay.metrics.message("AUTH");
+                self.on_auth(raw);
+            }
+        }
+    }
+
+    /// Answers an EVENT that never reaches the database.
+    fn refuse_event(&mut self, raw: &str, message: String) {
+        self.relay.metrics.event_result(false, &message);
+        self.out.push(match protocol::event_id_of(raw) {
+            Some(id) => protocol::ok(&id, false, &message),
+            None => protocol::notice(&message),
+        });
+    }
+
+    async fn on_event(&mut self, raw: &str) {
+        let relay = Arc::clone(&self.relay);
+        if relay.config.auth.required && self.authed.is_empty() {
+            return self.refuse_event(raw, Prefix::AuthRequired.with("this relay only accepts events from authenticated users"));
+        }
+        let event = match protocol::check_event(raw, &relay.config.limits) {
+            Ok(e) => e,
+            Err(refusal) => {
+                relay.metrics.event_result(false, Prefix::Invalid.as_str());
+                self.out.push(refusal.reply());
+                return;
+            }
+        };
+        if !relay.ip_limiter.check(&self.ip) {
+            return self.refuse_event(raw, Prefix::RateLimited.with("too many events from your address; slow down"));
+        }
+        if !relay.pubkey_limiter.check(&event.pubkey) {
+            return self.refuse_event(raw, Prefix::RateLimited.with("too many events from this pubkey; slow down"));
+        }
+        // NIP-70 needs the author among the authenticated keys; prefer it.
+        let auth = if self.authed.contains(&event.pubkey) { Some(event.pubkey) } else { self.authed.first().copied() };
+        let submission = crate::publisher::Submission {
+            raw: raw.to_owned(),
+            id: hex::encode(&event.id),
+            auth: auth.map(|k| hex::encode(&k)),
+            reply: self.ok_tx.clone(),
+        };
+        match relay.publisher.submit(submission).await {
+            Ok(()) => self.inflight += 1,
+            Err(s) => {
+                let message = Prefix::Error.with("relay shutting down");
+                relay.metrics.event_result(false, &message);
+                self.out.push(protocol::ok(&s.id, false, &message));
+            }
+        }
+    }
+
+    fn close_sub(&mut self, sub_id: &str) {
+        // Dropping the `Sub` cancels its query.
+        if self.subs.remove(sub_id).is_some() {
+            self.relay.index.remove(self.handle.id, sub_id);
+        }
+    }
+
+    /// REQ and COUNT.
+    fn on_req(&mut self, sub_id: String, raw_filters: &[&RawValue], is_count: bool) {
+        let relay = Arc::clone(&self.relay);
+        let closed = |msg: String| protocol::closed(&sub_id, &msg);
+        // A REQ with an existing id replaces it.
+        self.close_sub(&sub_id);
+        if relay.config.auth.required && self.authed.is_empty() {
+            return self.out.push(closed(Prefix::AuthRequired.with("this relay only serves authenticated users")));
+        }
+        if self.subs.len() >= relay.config.limits.max_subscriptions {
+            let max = relay.config.limits.max_subscriptions;
+            return self.out.push(closed(Prefix::Error.with(format!("too many open subscriptions (at most {max})"))));
+        }
+        let (filters, json) = match protocol::parse_filters(raw_filters, &sub_id) {
+            Ok(pair) => pair,
+            Err(refusal) => return self.out.push(refusal.reply()),
+        };
+        let allowed = if relay.config.auth.restrict_dm_reads {
+            let asks_restricted = filters
+                .0
+                .iter()
+                .any(|f| f.kinds.as_ref().is_some_and(|k| k.iter().any(|k| RESTRICTED_KINDS.contains(k))));
+            if asks_restricted && self.authed.is_empty() {
+                return self.out.push(closed(Prefix::AuthRequired.with("direct messages are only served to their participants")));
+            }
+            if is_count && asks_restricted && !count_is_scoped(&filters, &self.authed) {
+                return self.out.push(closed(Prefix::Restricted.with(
+                    "COUNT of direct messages must be limited to your own pubkey (authors or #p)",
+                )));
+            }
+            Some(self.authed.clone())
+        } else {
+            None
+        };
+
+        self.generation += 1;
+        let generation = self.generation;
+        let sub_key: Arc<str> = Arc::from(sub_id.as_str());
+        let cancel = Arc::new(CancelSlot::default());
+        let nothing_matches = filters.0.iter().all(|f| f.is_empty_set());
+        let mut sub = if is_count {
+            Sub::count(generation, Arc::clone(&cancel))
+        } else {
+            // Live first, then the stored query: nothing committed in between is lost.
+            relay.index.insert(&self.handle, Arc::clone(&sub_key), filters.clone(), allowed.clone());
+            Sub::req(generation, filters, Arc::clone(&cancel))
+        };
+        if nothing_matches {
+            let frame = if is_count { protocol::count(&sub_id, 0) } else { protocol::eose(&sub_id) };
+            let msg = if is_count {
+                QueryMsg::Done { sub_id: Arc::clone(&sub_key), generation, frame }
+            } else {
+                QueryMsg::Eose { sub_id: Arc::clone(&sub_key), generation }
+            };
+            self.subs.insert(Arc::clone(&sub_key), sub);
+            self.on_query(msg);
+            return;
+        }
+        let task = QueryTask {
+            relay: Arc::clone(&relay),
+            tx: self.query_tx.clone(),
+            sub_id: Arc::clone(&sub_key),
+            generation,
+            json,
+            cancel,
+            allowed,
+        };
+        sub.set_task(tokio::spawn(if is_count { task.count_boxed() } else { task.req_boxed() }));
+        self.subs.insert(sub_key, sub);
+    }
+
+    fn on_query(&mut self, msg: QueryMsg) {
+        match msg {
+            QueryMsg::Stored { sub_id, generation, id, frame } => {
+                if let Some(sub) = self.subs.get_mut(&sub_id).filter(|s| s.generation == generation) {
+                    if sub.on_stored(id) {
+                        self.out.push(frame);
+                    }
+                }
+            }
+            QueryMsg::Eose { sub_id, generation } => {
+                if let Some(sub) = self.subs.get_mut(&sub_id).filter(|s| s.generation == generation) {
+                    let buffered = sub.on_eose(Instant::now());
+                    self.out.push(protocol::eose(&sub_id));
+                    for e in buffered {
+                        self.out.push(protocol::event(&sub_id, &e.json));
+                    }
+                }
+            }
+            QueryMsg::Done { sub_id, generation, frame } => {
+                if self.subs.get(&sub_id).is_some_and(|s| s.generation == generation) {
+                    if let Some(sub) = self.subs.remove(&sub_id) {
+                        if !sub.is_count() {
+                            self.relay.index.remove(self.handle.id, &sub_id);
+                        }
+                    }
+                    self.out.push(frame);
+                }
+            }
+        }
+    }
+
+    fn on_live(&mut self, delivery: Delivery) {
+        let max = self.relay.config.limits.live_queue;
+        let Some(sub) = self.subs.get_mut(&delivery.sub_id) else { return };
+        match sub.on_live(&delivery.event, max, Instant::now()) {
+            LiveAction::Send => self.out.push(protocol::event(&delivery.sub_id, &delivery.event.json)),
+            LiveAction::Skip | LiveAction::Buffered => {}
+            LiveAction::Overflow => {
+                self.relay.metrics.slow_clients_dropped.fetch_add(1, Relaxed);
+                self.kick = true;
+            }
+        }
+    }
+
+    fn on_auth(&mut self, raw: &str) {
+        let now = unix_now();
+        match auth::verify(raw, &self.challenge, self.auth_host.as_deref(), &self.relay.verifier, now) {
+            Ok(event) => {
+                if !self.authed.contains(&event.pubkey) {
+                    self.authed.push(event.pubkey);
+                }
+                self.out.push(protocol::ok(&hex::encode(&event.id), true, ""));
+            }
+            Err(e) => {
+                let message = Prefix::Invalid.with(e);
+                self.out.push(match protocol::event_id_of(raw) {
+                    Some(id) => protocol::ok(&id, false, &message),
+                    None => protocol::notice(&message),
+                });
+            }
+        }
+    }
+}
+
+/// A COUNT over restricted kinds must only count the caller's own messages:
+/// every filter naming a restricted kind needs `authors` or `#p` within the
+/// authenticated keys.
+fn count_is_scoped(filters: &Filters, authed: &[[u8; 32]]) -> bool {
+    filters.0.iter().all(|f| {
+        let restricted = f.kinds.as_ref().is_some_and(|k| k.iter().any(|k| RESTRICTED_KINDS.contains(k)));
+        if !restricted {
+            return true;
+        }
+        let by_author = f.authors.as_ref().is_some_and(|a| !a.is_empty() && a.iter().all(|k| authed.contains(k)));
+        let by_p = f.tags.iter().any(|t| {
+            t.name == "p"
+                && !t.values.is_empty()
+                && t.values.iter().all(|v| hex::decode_fixed::<32>(v).is_some_and(|k| authed.contains(&k)))
+        });
+        by_author || by_p
+    })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The id of a canonical event JSON text, which always starts with it.
+fn canonical_id(json: &str) -> Option<[u8; 32]> {
+    json.strip_prefix("{\"id\":\"")
+        .and_then(|rest| rest.get(..64))
+        .and_then(hex::decode_fixed::<32>)
+        .or_else(|| protocol::event_id_of(json).and_then(|id| hex::decode_fixed::<32>(&id)))
+}
+
+/// A stored query running for one subscription.
+struct QueryTask {
+    relay: Arc<Relay>,
+    tx: mpsc::Sender<QueryMsg>,
+    sub_id: Arc<str>,
+    generation: u64,
+    json: String,
+    cancel: Arc<CancelSlot>,
+    allowed: Option<Vec<[u8; 32]>>,
+}
+
+impl QueryTask {
+    fn req_boxed(self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(self.req())
+    }
+
+    fn count_boxed(self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(self.count())
+    }
+
+    async fn req(self) {
+        let started = Instant::now();
+        let result = self.relay.db.req(&self.json, &self.cancel).await;
+        self.relay.metrics.query_seconds.observe_duration(started.elapsed());
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(e) => return self.fail(e).await,
+        };
+        for json in rows {
+            if let Some(allowed) = &self.allowed {
+                // Reads of restricted kinds are filtered here: the database
+                // does not know who is asking.
+                match Event::parse(&json) {
+                    Ok(event) if crate::fanout::visible(&event, Some(allowed)) => {}
+                    _ => continue,
+                }
+            }
+            let msg = QueryMsg::Stored {
+                sub_id: Arc::clone(&self.sub_id),
+                generation: self.generation,
+                id: canonical_id(&json),
+                frame: protocol::event(&self.sub_id, &json),
+            };
+            if self.tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+        let eose = QueryMsg::Eose { sub_id: Arc::clone(&self.sub_id), generation: self.generation };
+        if self.tx.send(eose).await.is_err() {
+            tracing::debug!("connection closed before EOSE");
+        }
+    }
+
+    async fn count(self) {
+        let started = Instant::now();
+        let result = self.relay.db.count(&self.json, &self.cancel).await;
+        self.relay.metrics.query_seconds.observe_duration(started.elapsed());
+        match result {
+            Ok(n) => {
+                let frame = protocol::count(&self.sub_id, n);
+                let msg = QueryMsg::Done { sub_id: Arc::clone(&self.sub_id), generation: self.generation, frame };
+                if self.tx.send(msg).await.is_err() {
+                    tracing::debug!("connection closed before COUNT");
+                }
+            }
+            Err(e) => self.fail(e).await,
+        }
+    }
+
+    async fn fail(&self, e: crate::db::DbError) {
+        if !matches!(e, crate::db::DbError::Sql { .. }) {
+            self.relay.metrics.db_errors.fetch_add(1, Relaxed);
+        }
+        let frame = protocol::closed(&self.sub_id, &e.reply());
+        let msg = QueryMsg::Done { sub_id: Arc::clone(&self.sub_id), generation: self.generation, frame };
+        if self.tx.send(msg).await.is_err() {
+            tracing::debug!("connection closed before CLOSED");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_ids_are_read_from_the_prefix() {
+        let id = "ab".repeat(32);
+        let json = format!("{{\"id\":\"{id}\",\"pubkey\":\"x\"}}");
+        assert_eq!(canonical_id(&json), hex::decode_fixed::<32>(&id));
+        assert_eq!(canonical_id("{\"id\":\"short\"}"), None);
+        assert_eq!(canonical_id("{\"pubkey\":\"x\",\"id\":\"".to_owned().as_str()), None);
+    }
+
+    #[test]
+    fn dm_counts_must_be_scoped_to_the_caller() {
+        let me = [1u8; 32];
+        let other = hex::encode(&[2u8; 32]);
+        let mine = hex::encode(&me);
+        let f = |s: &str| Filters::parse(s).unwrap_or_default();
+        assert!(count_is_scoped(&f(r#"[{"kinds":[1]}]"#), &[me]));
+        assert!(!count_is_scoped(&f(r#"[{"kinds":[4]}]"#), &[me]));
+        assert!(count_is_scoped(&f(&format!(r#"[{{"kinds":[4],"authors":["{mine}"]}}]"#)), &[me]));
+        assert!(count_is_scoped(&f(&format!(r##"[{{"kinds":[4],"#p":["{mine}"]}}]"##)), &[me]));
+        assert!(!count_is_scoped(&f(&format!(r##"[{{"kinds":[4],"#p":["{mine}","{other}"]}}]"##)), &[me]));
+    }
+}

@@ -1,0 +1,319 @@
+//! Plain HTTP on the WebSocket port: NIP-11, `/health`, `/metrics`.
+//!
+//! The gateway reads the request head itself, because a WebSocket handshake
+//! library cannot answer a plain GET. If the head asks for an upgrade, the
+//! bytes already read are replayed to the handshake through [`Prefixed`];
+//! otherwise we answer one request and close.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+
+/// Longest request head we read; WebSocket upgrades are far smaller.
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
+#[derive(Debug, Error)]
+pub enum HttpError {
+    #[error("connection closed before a full request head")]
+    Eof,
+    #[error("request head larger than {MAX_HEAD} bytes")]
+    TooLarge,
+    #[error("malformed request head: {0}")]
+    Malformed(String),
+    #[error("timed out waiting for the request head")]
+    Timeout,
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The parts of a request head we route on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.header_has_token("upgrade", "websocket")
+    }
+
+    pub fn wants_nip11(&self) -> bool {
+        self.header("accept").is_some_and(|a| a.to_ascii_lowercase().contains("application/nostr+json"))
+    }
+}
+
+/// Parses a complete head; `Ok(None)` when more bytes are needed.
+pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => Ok(Some(RequestHead {
+            method: req.method.unwrap_or("").to_owned(),
+            path: req.path.unwrap_or("/").to_owned(),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect(),
+        })),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err(HttpError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(HttpError::Malformed(e.to_string())),
+    }
+}
+
+/// Reads until a complete head; returns it with every byte read, so the
+/// WebSocket handshake can read the same request again.
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, timeout: Duration) -> Result<(RequestHead, Vec<u8>), HttpError> {
+    let read = async {
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(HttpError::Eof);
+            }
+            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            if let Some(head) = parse_head(&buf)? {
+                return Ok((head, buf));
+            }
+        }
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| HttpError::Timeout)?
+}
+
+/// A stream that first yields bytes already read from it.
+pub struct Prefixed<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Vec<u8>, inner: S) -> Prefixed<S> {
+        Prefixed { prefix, pos: 0, inner }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if let Some(rest) = this.prefix.get(this.pos..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            this.pos += n;
+            if this.pos >= this.prefix.len() {
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// NIPs this gateway and the extension implement together.
+pub const SUPPORTED_NIPS: [u16; 9] = [1, 9, 11, 40, 42, 45, 50, 62, 70];
+
+/// The NIP-11 document, built once from the configuration.
+pub fn relay_info(config: &Config) -> Value {
+    let info = &config.info;
+    let l = &config.limits;
+    let mut doc = json!({
+        "name": info.name,
+        "description": info.description,
+        "software": "nostr_pg",
+        "version": env!("CARGO_PKG_VERSION"),
+        "supported_nips": SUPPORTED_NIPS,
+        "limitation": {
+            "max_message_length": l.max_message_length,
+            "max_event_size": l.max_event_size,
+            "max_subscriptions": l.max_subscriptions,
+            "max_filters": l.max_filters,
+            "max_limit": l.max_limit,
+            "max_subid_length": l.max_subid_length,
+            "max_event_tags": l.max_event_tags,
+            "max_content_length": l.max_content_length,
+            "auth_required": config.auth.required,
+            "restricted_writes": config.auth.required,
+            "payment_required": false,
+        },
+    });
+    if let Some(obj) = doc.as_object_mut() {
+        for (key, value) in [("pubkey", &info.pubkey), ("contact", &info.contact), ("icon", &info.icon)] {
+            if !value.is_empty() {
+                obj.insert(key.to_owned(), Value::String(value.clone()));
+            }
+        }
+    }
+    doc
+}
+
+/// What a plain HTTP request is answered with.
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
+        Response { status, content_type, body: body.into() }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self.status {
+            200 => "OK",
+            204 => "No Content",
+            400 => "Bad Request",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            431 => "Request Header Fields Too Large",
+            503 => "Service Unavailable",
+            _ => "Error",
+        }
+    }
+
+    /// The full response bytes; `head_only` for HEAD requests.
+    pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
+             Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\n\
+             Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\r\n",
+            self.status,
+            self.reason(),
+            self.content_type,
+            self.body.len()
+        )
+        .into_bytes();
+        if !head_only {
+            out.extend_from_slice(self.body.as_bytes());
+        }
+        out
+    }
+}
+
+/// Routes one plain HTTP request.
+pub async fn respond(head: &RequestHead, info: &str, db: &Db, metrics: &Metrics) -> Response {
+    let path = head.path.split('?').next().unwrap_or("/");
+    match (head.method.as_str(), path) {
+        ("OPTIONS", _) => Response::new(204, "text/plain", ""),
+        ("GET" | "HEAD", "/health") => {
+            match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
+                Ok(Ok(())) => Response::new(200, "text/plain", "ok\n"),
+                Ok(Err(e)) => Response::new(503, "text/plain", format!("unavailable: {e}\n")),
+                Err(_) => Response::new(503, "text/plain", "unavailable: database did not answer in time\n"),
+            }
+        }
+        ("GET" | "HEAD", "/metrics") => Response::new(200, "text/plain; version=0.0.4", metrics.render()),
+        ("GET" | "HEAD", _) if head.wants_nip11() => Response::new(200, "application/nostr+json", info),
+        ("GET" | "HEAD", "/") => Response::new(
+            200,
+            "text/plain; charset=utf-8",
+            "This is a Nostr relay (nostr_pg). Connect with a Nostr client over WebSocket.\n",
+        ),
+        ("GET" | "HEAD", _) => Response::new(404, "text/plain", "not found\n"),
+        _ => Response::new(405, "text/plain", "method not allowed\n"),
+    }
+}
+
+/// Writes a response and closes the write side.
+pub async fn write_response<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response, head_only: bool) -> std::io::Result<()> {
+    stream.write_all(&response.to_bytes(head_only)).await?;
+    stream.shutdown().await
+}
+
+/// The answer to a head we could not parse.
+pub fn error_response(e: &HttpError) -> Response {
+    match e {
+        HttpError::TooLarge => Response::new(431, "text/plain", "request head too large\n"),
+        other => Response::new(400, "text/plain", format!("{other}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_heads_and_classifies_them() {
+        let raw = b"GET / HTTP/1.1\r\nHost: relay.test\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+        let head = parse_head(raw).ok().flatten().unwrap_or_default();
+        assert_eq!(head.method, "GET");
+        assert!(head.is_websocket_upgrade());
+        assert_eq!(head.header("HOST"), Some("relay.test"));
+
+        let nip11 = b"GET / HTTP/1.1\r\nAccept: application/nostr+json\r\n\r\n";
+        let head = parse_head(nip11).ok().flatten().unwrap_or_default();
+        assert!(head.wants_nip11() && !head.is_websocket_upgrade());
+
+        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None)));
+        assert!(matches!(parse_head(b"\x00\x01garbage\r\n\r\n"), Err(HttpError::Malformed(_))));
+        let huge = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; MAX_HEAD]].concat();
+        assert!(matches!(parse_head(&huge), Err(HttpError::TooLarge)));
+    }
+
+    #[test]
+    fn nip11_lists_real_limits() {
+        let mut config = Config::default();
+        config.limits.max_filters = 7;
+        config.info.contact = "admin@example.com".into();
+        let doc = relay_info(&config);
+        assert_eq!(doc["limitation"]["max_filters"], 7);
+        assert_eq!(doc["limitation"]["auth_required"], false);
+        assert_eq!(doc["contact"], "admin@example.com");
+        assert!(doc.get("pubkey").is_none(), "empty fields are omitted");
+        assert!(doc["supported_nips"].as_array().is_some_and(|n| n.contains(&json!(42))));
+    }
+
+    #[tokio::test]
+    async fn prefixed_replays_then_reads_on() {
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b" world").await.unwrap_or_else(|e| panic!("{e}"));
+        drop(a);
+        let mut p = Prefixed::new(b"hello".to_vec(), b);
+        let mut out = String::new();
+        p.read_to_string(&mut out).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, "hello world");
+    }
+}

@@ -1,0 +1,200 @@
+//! Prometheus metrics, hand-written: a few atomics and fixed-bucket histograms
+//! rendered in the text exposition format. The struct is owned by one gateway
+//! (no global registry), so two gateways in one process count separately.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::reply::Prefix;
+
+/// Client message verbs we count; anything else is `other`.
+pub const VERBS: [&str; 6] = ["EVENT", "REQ", "COUNT", "CLOSE", "AUTH", "other"];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections_open: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
+    messages: [AtomicU64; VERBS.len()],
+    pub events_accepted: AtomicU64,
+    events_rejected: [AtomicU64; Prefix::ALL.len() + 1],
+    pub live_events_sent: AtomicU64,
+    pub slow_clients_dropped: AtomicU64,
+    pub db_errors: AtomicU64,
+    pub listen_reconnects: AtomicU64,
+    pub query_seconds: Histogram,
+    pub publish_seconds: Histogram,
+    pub publish_batch_size: Histogram,
+    pub fanout_lag_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics {
+            publish_batch_size: Histogram::with_bounds(&[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 500.0]),
+            ..Metrics::default()
+        }
+    }
+
+    pub fn message(&self, verb: &str) {
+        let i = VERBS.iter().position(|v| *v == verb).unwrap_or(VERBS.len() - 1);
+        if let Some(c) = self.messages.get(i) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts one answered EVENT by the prefix of its message.
+    pub fn event_result(&self, accepted: bool, message: &str) {
+        if accepted {
+            self.events_accepted.fetch_add(1, Relaxed);
+            return;
+        }
+        let i = Prefix::of_message(message)
+            .and_then(|p| Prefix::ALL.iter().position(|q| *q == p))
+            .unwrap_or(Prefix::ALL.len());
+        if let Some(c) = self.events_rejected.get(i) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        gauge(&mut out, "nostr_gateway_connections", "Open WebSocket connections", self.connections_open.load(Relaxed));
+        counter(&mut out, "nostr_gateway_connections_total", "Accepted WebSocket connections", &self.connections_total);
+        counter(&mut out, "nostr_gateway_connections_refused_total", "Connections refused by caps", &self.connections_refused);
+        header(&mut out, "nostr_gateway_messages_total", "Client messages by verb", "counter");
+        for (verb, c) in VERBS.iter().zip(&self.messages) {
+            let _ = writeln!(out, "nostr_gateway_messages_total{{verb=\"{verb}\"}} {}", c.load(Relaxed));
+        }
+        header(&mut out, "nostr_gateway_events_total", "Answered EVENTs by result and reason prefix", "counter");
+        let _ = writeln!(
+            out,
+            "nostr_gateway_events_total{{result=\"accepted\",reason=\"\"}} {}",
+            self.events_accepted.load(Relaxed)
+        );
+        let reasons = Prefix::ALL.iter().map(|p| p.as_str()).chain(["other"]);
+        for (reason, c) in reasons.zip(&self.events_rejected) {
+            let _ = writeln!(
+                out,
+                "nostr_gateway_events_total{{result=\"rejected\",reason=\"{reason}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        counter(&mut out, "nostr_gateway_live_events_sent_total", "Live events queued to subscribers", &self.live_events_sent);
+        counter(&mut out, "nostr_gateway_slow_clients_dropped_total", "Clients disconnected for a full live queue", &self.slow_clients_dropped);
+        counter(&mut out, "nostr_gateway_db_errors_total", "Database calls that failed", &self.db_errors);
+        counter(&mut out, "nostr_gateway_listen_reconnects_total", "LISTEN connection (re)establishments", &self.listen_reconnects);
+        self.query_seconds.render(&mut out, "nostr_gateway_query_seconds", "REQ and COUNT database time");
+        self.publish_seconds.render(&mut out, "nostr_gateway_publish_seconds", "publish_batch round trip, per batch");
+        self.publish_batch_size.render(&mut out, "nostr_gateway_publish_batch_size", "Events per publish_batch call");
+        self.fanout_lag_seconds.render(
+            &mut out,
+            "nostr_gateway_fanout_lag_seconds",
+            "From notification received to events queued to subscribers",
+        );
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, c: &AtomicU64) {
+    header(out, name, help, "counter");
+    let _ = writeln!(out, "{name} {}", c.load(Relaxed));
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: i64) {
+    header(out, name, help, "gauge");
+    let _ = writeln!(out, "{name} {v}");
+}
+
+/// Seconds buckets from half a millisecond to ten seconds.
+const SECONDS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A cumulative histogram with fixed upper bounds.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: Vec<f64>,
+    /// Non-cumulative counts per bucket, plus the `+Inf` bucket last.
+    counts: Vec<AtomicU64>,
+    /// Sum of observations in millionths, to stay in integer atomics.
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_bounds(&SECONDS)
+    }
+}
+
+impl Histogram {
+    pub fn with_bounds(bounds: &[f64]) -> Histogram {
+        Histogram {
+            bounds: bounds.to_vec(),
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        let i = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(1, Relaxed);
+        }
+        // Saturating float-to-int cast: negative or NaN observations count as 0.
+        self.sum_micros.fetch_add((value * 1e6) as u64, Relaxed);
+    }
+
+    pub fn observe_duration(&self, d: Duration) {
+        self.observe(d.as_secs_f64());
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        header(out, name, help, "histogram");
+        let mut cumulative = 0;
+        for (bound, c) in self.bounds.iter().zip(&self.counts) {
+            cumulative += c.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let total = self.count();
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::new();
+        m.message("REQ");
+        m.message("BOGUS");
+        m.event_result(true, "");
+        m.event_result(false, "duplicate: have it");
+        m.event_result(false, "weird");
+        m.query_seconds.observe(0.002);
+        m.query_seconds.observe(20.0);
+        let text = m.render();
+        assert!(text.contains("nostr_gateway_messages_total{verb=\"REQ\"} 1"));
+        assert!(text.contains("nostr_gateway_messages_total{verb=\"other\"} 1"));
+        assert!(text.contains("nostr_gateway_events_total{result=\"accepted\",reason=\"\"} 1"));
+        assert!(text.contains("nostr_gateway_events_total{result=\"rejected\",reason=\"duplicate\"} 1"));
+        assert!(text.contains("nostr_gateway_events_total{result=\"rejected\",reason=\"other\"} 1"));
+        assert!(text.contains("nostr_gateway_query_seconds_bucket{le=\"0.001\"} 0"));
+        assert!(text.contains("nostr_gateway_query_seconds_bucket{le=\"0.0025\"} 1"));
+        assert!(text.contains("nostr_gateway_query_seconds_bucket{le=\"10\"} 1"));
+        assert!(text.contains("nostr_gateway_query_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("nostr_gateway_query_seconds_count 2"));
+    }
+}

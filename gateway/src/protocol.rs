@@ -1,0 +1,300 @@
+//! Client frames in, relay frames out.
+//!
+//! [`parse_frame`] turns one text frame into a [`ClientMessage`] or a
+//! [`Refusal`] that says both what was wrong and how to answer it (`NOTICE`,
+//! `OK false` when an event id could be read, `CLOSED` when a subscription id
+//! could be read). Event and filter contents are left to `nostr_pg_core`; this
+//! module only knows the envelope. Relay frames are built by string
+//! concatenation around canonical JSON, so stored events are served byte for
+//! byte as the database returns them.
+
+use nostr_pg_core::canonical::write_string;
+use nostr_pg_core::{Event, EventError, Filter, Filters};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::config::Limits;
+use crate::reply::Prefix;
+
+/// A well-formed client message. Raw JSON slices borrow from the frame text.
+#[derive(Debug)]
+pub enum ClientMessage<'a> {
+    /// `["EVENT", <event>]`: the event JSON exactly as received.
+    Event { raw: &'a str },
+    /// `["REQ", <sub id>, <filter>...]`
+    Req { sub_id: String, filters: Vec<&'a RawValue> },
+    /// `["COUNT", <sub id>, <filter>...]` (NIP-45)
+    Count { sub_id: String, filters: Vec<&'a RawValue> },
+    /// `["CLOSE", <sub id>]`
+    Close { sub_id: String },
+    /// `["AUTH", <signed kind 22242 event>]` (NIP-42)
+    Auth { raw: &'a str },
+}
+
+/// What is wrong with a frame.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("a message must be a JSON array starting with a verb string")]
+    NotArray,
+    #[error("unknown message type `{0}`")]
+    UnknownVerb(String),
+    #[error("{verb} must be [\"{verb}\", {shape}]")]
+    Shape { verb: &'static str, shape: &'static str },
+    #[error("subscription id must be a string of 1 to {max} characters")]
+    SubId { max: usize },
+    #[error("{verb} needs at least one filter")]
+    NoFilters { verb: &'static str },
+    #[error("too many filters: {got} (at most {max})")]
+    TooManyFilters { got: usize, max: usize },
+    #[error("{0}")]
+    Filter(#[from] nostr_pg_core::FilterError),
+    #[error("{0}")]
+    Event(#[from] EventError),
+    #[error("event is {got} bytes, more than the {max} allowed")]
+    EventTooLarge { got: usize, max: usize },
+    #[error("event has {got} tags, more than the {max} allowed")]
+    TooManyTags { got: usize, max: usize },
+    #[error("content is {got} characters, more than the {max} allowed")]
+    ContentTooLong { got: usize, max: usize },
+    #[error("binary frames are not supported; send JSON text frames")]
+    Binary,
+}
+
+/// How a refused frame is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Notice,
+    /// `["OK", <event id>, false, "invalid: ..."]`
+    Ok(String),
+    /// `["CLOSED", <sub id>, "invalid: ..."]`
+    Closed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub error: FrameError,
+    pub target: Target,
+}
+
+impl Refusal {
+    fn notice(error: FrameError) -> Refusal {
+        Refusal { error, target: Target::Notice }
+    }
+
+    /// The frame that answers this refusal.
+    pub fn reply(&self) -> String {
+        let text = Prefix::Invalid.with(&self.error);
+        match &self.target {
+            Target::Notice => notice(&text),
+            Target::Ok(id) => ok(id, false, &text),
+            Target::Closed(sub) => closed(sub, &text),
+        }
+    }
+}
+
+/// Parses one text frame. Never panics, whatever the input.
+pub fn parse_frame<'a>(text: &'a str, limits: &Limits) -> Result<ClientMessage<'a>, Refusal> {
+    let items: Vec<&'a RawValue> = match serde_json::from_str(text) {
+        Ok(items) => items,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Err(Refusal::notice(FrameError::Json(e.to_string())))
+        }
+        Err(_) => return Err(Refusal::notice(FrameError::NotArray)),
+    };
+    let (verb, rest) = match items.split_first() {
+        Some((first, rest)) => match serde_json::from_str::<&str>(first.get()) {
+            Ok(v) => (v, rest),
+            // A verb with escapes cannot borrow; no real verb has any.
+            Err(_) => return Err(Refusal::notice(FrameError::NotArray)),
+        },
+        None => return Err(Refusal::notice(FrameError::NotArray)),
+    };
+    match verb {
+        "EVENT" => match rest {
+            [event] => Ok(ClientMessage::Event { raw: event.get() }),
+            _ => Err(Refusal {
+                error: FrameError::Shape { verb: "EVENT", shape: "<event object>" },
+                target: rest.first().and_then(|e| event_id_of(e.get())).map_or(Target::Notice, Target::Ok),
+            }),
+        },
+        "AUTH" => match rest {
+            [event] => Ok(ClientMessage::Auth { raw: event.get() }),
+            _ => Err(Refusal::notice(FrameError::Shape { verb: "AUTH", shape: "<event object>" })),
+        },
+        "REQ" | "COUNT" => {
+            let verb: &'static str = if verb == "REQ" { "REQ" } else { "COUNT" };
+            let (sub, filters) = match rest.split_first() {
+                Some(split) => split,
+                None => {
+                    return Err(Refusal::notice(FrameError::Shape { verb, shape: "<sub id>, <filter>..." }))
+                }
+            };
+            let sub_id = sub_id(sub, limits)?;
+            if filters.is_empty() {
+                return Err(Refusal { error: FrameError::NoFilters { verb }, target: Target::Closed(sub_id) });
+            }
+            if filters.len() > limits.max_filters {
+                return Err(Refusal {
+                    error: FrameError::TooManyFilters { got: filters.len(), max: limits.max_filters },
+                    target: Target::Closed(sub_id),
+                });
+            }
+            let filters = filters.to_vec();
+            Ok(if verb == "REQ" {
+                ClientMessage::Req { sub_id, filters }
+            } else {
+                ClientMessage::Count { sub_id, filters }
+            })
+        }
+        "CLOSE" => match rest {
+            [sub] => Ok(ClientMessage::Close { sub_id: sub_id(sub, limits)? }),
+            _ => Err(Refusal::notice(FrameError::Shape { verb: "CLOSE", shape: "<sub id>" })),
+        },
+        other => {
+            let mut shown: String = other.chars().take(32).collect();
+            if shown.len() < other.len() {
+                shown.push('…');
+            }
+            Err(Refusal::notice(FrameError::UnknownVerb(shown)))
+        }
+    }
+}
+
+/// A subscription id: a non-empty string of at most `max_subid_length`
+/// characters. A string that is merely too long is still echoed in `CLOSED`
+/// (the client can match it); anything else gets a `NOTICE`.
+fn sub_id(raw: &RawValue, limits: &Limits) -> Result<String, Refusal> {
+    let max = limits.max_subid_length;
+    match serde_json::from_str::<String>(raw.get()) {
+        Ok(s) if !s.is_empty() && s.chars().count() <= max => Ok(s),
+        Ok(s) if !s.is_empty() && s.len() <= 1024 => {
+            Err(Refusal { error: FrameError::SubId { max }, target: Target::Closed(s) })
+        }
+        _ => Err(Refusal::notice(FrameError::SubId { max })),
+    }
+}
+
+/// The `id` string of an event object, when there is one to answer to.
+pub fn event_id_of(raw: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    serde_json::from_str::<IdOnly>(raw).ok().map(|x| x.id).filter(|id| id.len() <= 128)
+}
+
+/// Shape checks on an EVENT before it joins a batch: size, structure (through
+/// the core parser, which also yields the pubkey for rate limiting), tag count
+/// and content length. The signature is left to the database, which checks it
+/// anyway; doing it here too would double the cost.
+pub fn check_event(raw: &str, limits: &Limits) -> Result<Event, Refusal> {
+    let target = || event_id_of(raw).map_or(Target::Notice, Target::Ok);
+    let refuse = |error: FrameError| Refusal { error, target: target() };
+    if raw.len() > limits.max_event_size {
+        return Err(refuse(FrameError::EventTooLarge { got: raw.len(), max: limits.max_event_size }));
+    }
+    let event = Event::parse(raw).map_err(|e| refuse(FrameError::Event(e)))?;
+    if event.tags.len() > limits.max_event_tags {
+        return Err(refuse(FrameError::TooManyTags { got: event.tags.len(), max: limits.max_event_tags }));
+    }
+    let chars = event.content.chars().count();
+    if chars > limits.max_content_length {
+        return Err(refuse(FrameError::ContentTooLong { got: chars, max: limits.max_content_length }));
+    }
+    Ok(event)
+}
+
+/// Parses a REQ/COUNT's filters with the core (for validation and live
+/// matching) and joins their raw JSON into the array the extension takes.
+pub fn parse_filters(raw: &[&RawValue], sub_id: &str) -> Result<(Filters, String), Refusal> {
+    let mut parsed = Vec::with_capacity(raw.len());
+    let mut json = String::from("[");
+    for (i, f) in raw.iter().enumerate() {
+        let value: Value = serde_json::from_str(f.get()).map_err(|e| Refusal {
+            error: FrameError::Json(e.to_string()),
+            target: Target::Closed(sub_id.to_owned()),
+        })?;
+        let filter = Filter::from_value(&value).map_err(|e| Refusal {
+            error: FrameError::Filter(e),
+            target: Target::Closed(sub_id.to_owned()),
+        })?;
+        parsed.push(filter);
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(f.get());
+    }
+    json.push(']');
+    Ok((Filters(parsed), json))
+}
+
+fn quoted(out: &mut String, s: &str) {
+    write_string(out, s);
+}
+
+/// `["EVENT", <sub id>, <event json>]`, the event JSON inserted verbatim.
+pub fn event(sub_id: &str, event_json: &str) -> String {
+    let mut out = String::with_capacity(event_json.len() + sub_id.len() + 16);
+    out.push_str("[\"EVENT\",");
+    quoted(&mut out, sub_id);
+    out.push(',');
+    out.push_str(event_json);
+    out.push(']');
+    out
+}
+
+pub fn ok(event_id: &str, accepted: bool, message: &str) -> String {
+    let mut out = String::with_capacity(event_id.len() + message.len() + 24);
+    out.push_str("[\"OK\",");
+    quoted(&mut out, event_id);
+    out.push_str(if accepted { ",true," } else { ",false," });
+    quoted(&mut out, message);
+    out.push(']');
+    out
+}
+
+pub fn eose(sub_id: &str) -> String {
+    let mut out = String::from("[\"EOSE\",");
+    quoted(&mut out, sub_id);
+    out.push(']');
+    out
+}
+
+pub fn closed(sub_id: &str, message: &str) -> String {
+    let mut out = String::from("[\"CLOSED\",");
+    quoted(&mut out, sub_id);
+    out.push(',');
+    quoted(&mut out, message);
+    out.push(']');
+    out
+}
+
+pub fn notice(message: &str) -> String {
+    let mut out = String::from("[\"NOTICE\",");
+    quoted(&mut out, message);
+    out.push(']');
+    out
+}
+
+pub fn auth(challenge: &str) -> String {
+    let mut out = String::from("[\"AUTH\",");
+    quoted(&mut out, challenge);
+    out.push(']');
+    out
+}
+
+pub fn count(sub_id: &str, count: i64) -> String {
+    let mut out = String::from("[\"COUNT\",");
+    quoted(&mut out, sub_id);
+    out.push_str(",{\"count\":");
+    out.push_str(&count.to_string());
+    out.push_str("}]");
+    out
+}
+
+#[cfg(test)]
+#[path = "protocol_tests.rs"]
+mod tests;

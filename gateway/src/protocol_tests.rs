@@ -1,0 +1,118 @@
+use super::*;
+use nostr_pg_core::sign::Keys;
+
+fn limits() -> Limits {
+    Limits { max_filters: 2, max_subid_length: 8, max_event_tags: 2, max_content_length: 5, ..Limits::default() }
+}
+
+fn refusal(text: &str) -> Refusal {
+    match parse_frame(text, &limits()) {
+        Err(r) => r,
+        Ok(m) => panic!("expected a refusal for {text}, got {m:?}"),
+    }
+}
+
+#[test]
+fn parses_every_verb() {
+    let l = limits();
+    assert!(matches!(parse_frame(r#"["EVENT",{"id":"x"}]"#, &l), Ok(ClientMessage::Event { raw }) if raw == r#"{"id":"x"}"#));
+    match parse_frame(r#"["REQ","s1",{"kinds":[1]},{"limit":2}]"#, &l) {
+        Ok(ClientMessage::Req { sub_id, filters }) => {
+            assert_eq!(sub_id, "s1");
+            assert_eq!(filters.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(parse_frame(r#"["COUNT","c",{}]"#, &l), Ok(ClientMessage::Count { .. })));
+    assert!(matches!(parse_frame(r#"["CLOSE","s1"]"#, &l), Ok(ClientMessage::Close { sub_id }) if sub_id == "s1"));
+    assert!(matches!(parse_frame(r#" ["AUTH", {}] "#, &l), Ok(ClientMessage::Auth { .. })));
+}
+
+#[test]
+fn every_malformed_frame_gets_a_clear_answer() {
+    assert_eq!(refusal("not json").target, Target::Notice);
+    assert_eq!(refusal("{}").error, FrameError::NotArray);
+    assert_eq!(refusal("[]").error, FrameError::NotArray);
+    assert_eq!(refusal("[1,2]").error, FrameError::NotArray);
+    assert_eq!(refusal(r#"["HELLO"]"#).error, FrameError::UnknownVerb("HELLO".into()));
+    assert_eq!(refusal(r#"["EVENT"]"#).target, Target::Notice);
+    assert_eq!(refusal(r#"["EVENT",{"id":"abc"},1]"#).target, Target::Ok("abc".into()));
+    assert_eq!(refusal(r#"["REQ"]"#).target, Target::Notice);
+    assert_eq!(refusal(r#"["REQ",5,{}]"#).target, Target::Notice);
+    assert_eq!(refusal(r#"["REQ","",{}]"#).target, Target::Notice);
+    let long = refusal(r#"["REQ","123456789",{}]"#);
+    assert_eq!((long.error, long.target), (FrameError::SubId { max: 8 }, Target::Closed("123456789".into())));
+    assert_eq!(refusal(r#"["REQ","s"]"#).target, Target::Closed("s".into()));
+    assert_eq!(refusal(r#"["REQ","s",{},{},{}]"#).error, FrameError::TooManyFilters { got: 3, max: 2 });
+    assert_eq!(refusal(r#"["CLOSE"]"#).target, Target::Notice);
+    let r = refusal(r#"["REQ","s"]"#).reply();
+    assert!(r.starts_with(r#"["CLOSED","s","invalid: "#), "{r}");
+    assert!(refusal("[").reply().starts_with(r#"["NOTICE","invalid: malformed JSON"#));
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    let l = limits();
+    let inputs = [
+        "", "\0", "[\"EVENT\",", "[\"\\u0000\"]", "[null]", "[\"REQ\",\"s\",[]]", "[\"REQ\",\"s\",null]",
+        "[\"EVENT\",\"str\"]", "[[[[[[[[[[[[]]]]]]]]]]]]", "[\"REQ\",\"\u{1F600}\",{}]", "1e999",
+    ];
+    for input in inputs {
+        let _ = parse_frame(input, &l).map_err(|r| r.reply());
+    }
+    let deep = "[".repeat(10_000);
+    assert!(parse_frame(&deep, &l).is_err());
+}
+
+#[test]
+fn filters_are_checked_and_joined() {
+    let l = limits();
+    let Ok(ClientMessage::Req { filters, .. }) = parse_frame(r##"["REQ","s",{"kinds":[1]}, {"#t":["x"]}]"##, &l) else {
+        panic!("REQ expected")
+    };
+    let (parsed, json) = parse_filters(&filters, "s").unwrap_or_else(|r| panic!("{r:?}"));
+    assert_eq!(parsed.0.len(), 2);
+    assert_eq!(json, r##"[{"kinds":[1]},{"#t":["x"]}]"##);
+    let Ok(ClientMessage::Req { filters, .. }) = parse_frame(r#"["REQ","s",{"kinds":"x"}]"#, &l) else {
+        panic!("REQ expected")
+    };
+    let err = parse_filters(&filters, "s").err().map(|r| r.reply()).unwrap_or_default();
+    assert!(err.starts_with(r#"["CLOSED","s","invalid: `kinds`"#), "{err}");
+}
+
+#[test]
+fn events_are_shape_checked_before_batching() {
+    let keys = Keys::from_seed("protocol");
+    let ok_event = keys.sign(1, 1, vec![], "hi").canonical_json();
+    assert!(check_event(&ok_event, &limits()).is_ok());
+
+    let long = keys.sign(1, 1, vec![], "too long").canonical_json();
+    let r = check_event(&long, &limits()).err().map(|r| r.target);
+    assert!(matches!(r, Some(Target::Ok(_))));
+
+    let tags = nostr_pg_core::sign::tags(&[&["t", "a"], &["t", "b"], &["t", "c"]]);
+    let many = keys.sign(1, 1, tags, "").canonical_json();
+    assert!(matches!(check_event(&many, &limits()).err().map(|r| r.error), Some(FrameError::TooManyTags { got: 3, max: 2 })));
+
+    let missing_sig = r#"{"id":"abc","kind":1}"#;
+    let r = check_event(missing_sig, &limits()).err().map(|r| r.reply()).unwrap_or_default();
+    assert!(r.starts_with(r#"["OK","abc",false,"invalid: "#), "{r}");
+    assert_eq!(check_event("[]", &limits()).err().map(|r| r.target), Some(Target::Notice));
+    let big = Limits { max_event_size: 10, ..limits() };
+    assert!(matches!(check_event(&ok_event, &big).err().map(|r| r.error), Some(FrameError::EventTooLarge { .. })));
+}
+
+#[test]
+fn relay_frames_escape_strings_and_embed_events_verbatim() {
+    assert_eq!(ok("ab", true, ""), r#"["OK","ab",true,""]"#);
+    assert_eq!(ok("ab", false, "invalid: \"x\""), r#"["OK","ab",false,"invalid: \"x\""]"#);
+    assert_eq!(event("s\n", r#"{"id":"1"}"#), "[\"EVENT\",\"s\\n\",{\"id\":\"1\"}]");
+    assert_eq!(eose("s"), r#"["EOSE","s"]"#);
+    assert_eq!(closed("s", "error: x"), r#"["CLOSED","s","error: x"]"#);
+    assert_eq!(notice("hi"), r#"["NOTICE","hi"]"#);
+    assert_eq!(auth("c"), r#"["AUTH","c"]"#);
+    assert_eq!(count("s", 42), r#"["COUNT","s",{"count":42}]"#);
+    for frame in [ok("\u{0}", true, "\u{1f}"), closed("\"", "\\"), notice("\u{2028}")] {
+        assert!(serde_json::from_str::<Value>(&frame).is_ok(), "{frame}");
+    }
+}

@@ -1,0 +1,81 @@
+//! NIP-01 machine-readable prefixes, held in one enum so every refusal a client
+//! sees (in `OK` or `CLOSED`) is spelled the same way and counted the same way.
+
+use std::fmt;
+
+/// The prefix before the colon in an `OK` or `CLOSED` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Prefix {
+    Duplicate,
+    Pow,
+    Blocked,
+    RateLimited,
+    Invalid,
+    Restricted,
+    AuthRequired,
+    Unsupported,
+    Error,
+}
+
+impl Prefix {
+    pub const ALL: [Prefix; 9] = [
+        Prefix::Duplicate,
+        Prefix::Pow,
+        Prefix::Blocked,
+        Prefix::RateLimited,
+        Prefix::Invalid,
+        Prefix::Restricted,
+        Prefix::AuthRequired,
+        Prefix::Unsupported,
+        Prefix::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prefix::Duplicate => "duplicate",
+            Prefix::Pow => "pow",
+            Prefix::Blocked => "blocked",
+            Prefix::RateLimited => "rate-limited",
+            Prefix::Invalid => "invalid",
+            Prefix::Restricted => "restricted",
+            Prefix::AuthRequired => "auth-required",
+            Prefix::Unsupported => "unsupported",
+            Prefix::Error => "error",
+        }
+    }
+
+    /// `prefix: text`, the form NIP-01 prescribes.
+    pub fn with(self, text: impl fmt::Display) -> String {
+        format!("{}: {}", self.as_str(), text)
+    }
+
+    /// The prefix a message starts with, if any. Used to label metrics for the
+    /// messages the extension writes.
+    pub fn of_message(message: &str) -> Option<Prefix> {
+        let (head, _) = message.split_once(':')?;
+        Prefix::ALL.into_iter().find(|p| p.as_str() == head)
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_recognises_prefixes() {
+        assert_eq!(Prefix::RateLimited.with("slow down"), "rate-limited: slow down");
+        assert_eq!(Prefix::of_message("duplicate: already have it"), Some(Prefix::Duplicate));
+        assert_eq!(Prefix::of_message("auth-required: log in"), Some(Prefix::AuthRequired));
+        assert_eq!(Prefix::of_message(""), None);
+        assert_eq!(Prefix::of_message("nonsense: x"), None);
+        for p in Prefix::ALL {
+            assert_eq!(Prefix::of_message(&p.with("x")), Some(p));
+        }
+    }
+}

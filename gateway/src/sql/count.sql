@@ -1,0 +1,2 @@
+-- NIP-45 COUNT.
+SELECT nostr.count($1::text)
