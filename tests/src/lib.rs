@@ -2,6 +2,8 @@
 //! test on the cluster named by `NOSTR_PG_TEST_URL` (set by
 //! `pg_config/test.sh`), with the extension created in it.
 
+pub mod relay;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_postgres::{Client, NoTls};

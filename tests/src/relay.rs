@@ -1,0 +1,178 @@
+//! Gateways as real processes, and a raw WebSocket client that speaks NIP-01
+//! frames, for the end-to-end relay tests.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected frame before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A gateway process on 127.0.0.1 with a free port, killed on drop.
+pub struct Gateway {
+    pub url: String,
+    child: Child,
+}
+
+impl Gateway {
+    /// Starts `$NOSTR_PG_GATEWAY_BIN --listen 127.0.0.1:0 --database-url URL EXTRA...`
+    /// and waits for its `listening on ws://…` line.
+    pub async fn start(database_url: &str, extra: &[&str]) -> Gateway {
+        let bin = std::env::var("NOSTR_PG_GATEWAY_BIN")
+            .expect("NOSTR_PG_GATEWAY_BIN is not set: run the end-to-end tests with `bash pg_config/test.sh`");
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("gateway printed nothing")
+            .expect("read stdout")
+            .expect("gateway exited");
+        let url = line.strip_prefix("listening on ").expect("listening line").trim().to_owned();
+        // Keep draining stdout so the gateway never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Gateway { url, child }
+    }
+
+    /// The `http://` form of the URL, for NIP-11 and metrics.
+    pub fn http_url(&self) -> String {
+        self.url.replacen("ws://", "http://", 1)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// A raw NIP-01 client.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// NIP-42 challenge, if the relay sent one.
+    pub challenge: Option<String>,
+    /// AUTH frames are answered here rather than returned by `recv`.
+    held: std::collections::VecDeque<Value>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
+        Client { ws, challenge: None, held: Default::default() }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_owned())).await.expect("send");
+    }
+
+    pub async fn send(&mut self, frame: &Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.expect("send");
+    }
+
+    /// The next relay frame (JSON array), remembering AUTH challenges.
+    pub async fn recv(&mut self) -> Value {
+        self.try_recv(WAIT).await.expect("no frame from relay in time")
+    }
+
+    /// The next relay frame, or None on timeout or close.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        if let Some(v) = self.held.pop_front() {
+            return Some(v);
+        }
+        loop {
+            let msg = tokio::time::timeout(wait, self.ws.next()).await.ok()??.ok()?;
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("relay sent invalid JSON");
+                    if v[0] == "AUTH" {
+                        self.challenge = v[1].as_str().map(str::to_owned);
+                        continue;
+                    }
+                    return Some(v);
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Whether the relay closed the connection within `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Publishes an event JSON and returns its `OK` frame.
+    pub async fn publish(&mut self, event_json: &str) -> Value {
+        self.send_text(&format!(r#"["EVENT",{event_json}]"#)).await;
+        loop {
+            let f = self.recv().await;
+            if f[0] == "OK" {
+                return f;
+            }
+            self.held.push_back(f);
+        }
+    }
+
+    /// Sends a REQ and collects event JSON values until EOSE (or CLOSED).
+    pub async fn req(&mut self, sub: &str, filters: &[Value]) -> Result<Vec<Value>, Value> {
+        let mut frame = vec![json!("REQ"), json!(sub)];
+        frame.extend(filters.iter().cloned());
+        self.send(&Value::Array(frame)).await;
+        let mut events = Vec::new();
+        loop {
+            let f = self.recv().await;
+            match f[0].as_str() {
+                Some("EVENT") if f[1] == sub => events.push(f[2].clone()),
+                Some("EOSE") if f[1] == sub => return Ok(events),
+                Some("CLOSED") if f[1] == sub => return Err(f),
+                _ => self.held.push_back(f),
+            }
+        }
+    }
+
+    /// Waits for the next EVENT frame for `sub`.
+    pub async fn next_event(&mut self, sub: &str) -> Value {
+        loop {
+            let f = self.recv().await;
+            if f[0] == "EVENT" && f[1] == sub {
+                return f[2].clone();
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Ids of event JSON values, in order.
+pub fn ids(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| e["id"].as_str().unwrap_or_default().to_owned()).collect()
+}
