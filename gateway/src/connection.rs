@@ -319,7 +319,7 @@ impl Session {
         let event = match protocol::check_event(raw, &relay.config.limits) {
             Ok(e) => e,
             Err(refusal) => {
-                relay.metrics.event_result(false, Prefix::Invalid.as_str());
+                relay.metrics.event_result(false, &Prefix::Invalid.with(""));
                 self.out.push(refusal.reply());
                 return;
             }

@@ -27,8 +27,8 @@ fn index_finds_subscriptions_by_every_field() {
     let (c2, _r2) = conn(2, 8);
     let index = SubIndex::new();
     let note = alice.sign(100, 1, tags(&[&["t", "nostr"], &["e", &"0".repeat(64)]]), "hello");
-    let id = hex::encode(&note.id);
-    let a = hex::encode(&alice.pubkey());
+    let id = hex::encode(note.id);
+    let a = hex::encode(alice.pubkey());
     index.insert(&c1, "by-id".into(), filters(&format!(r#"[{{"ids":["{id}"]}}]"#)), None);
     index.insert(&c1, "by-author".into(), filters(&format!(r#"[{{"authors":["{a}"],"kinds":[1]}}]"#)), None);
     index.insert(&c1, "by-kind".into(), filters(r#"[{"kinds":[7]},{"kinds":[1],"since":50}]"#), None);
@@ -72,7 +72,7 @@ fn restricted_kinds_reach_only_involved_pubkeys() {
     let alice = Keys::from_seed("alice");
     let bob = Keys::from_seed("bob");
     let carol = Keys::from_seed("carol");
-    let dm = alice.sign(1, 4, tags(&[&["p", &hex::encode(&bob.pubkey())]]), "secret");
+    let dm = alice.sign(1, 4, tags(&[&["p", &hex::encode(bob.pubkey())]]), "secret");
     let (c, _r) = conn(1, 8);
     let index = SubIndex::new();
     index.insert(&c, "bob".into(), filters(r#"[{"kinds":[4]}]"#), Some(vec![bob.pubkey()]));
