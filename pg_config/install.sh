@@ -4,7 +4,7 @@
 # extension and library directories (root, or sudo).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-profile=${NOSTR_PG_PROFILE:---release}
+profile=${NOSTR_PG_PROFILE---release}
 log "building and installing the nostr_pg extension ($profile)"
 cd "$REPO/nostr_pg"
 if [ "$(id -u)" = 0 ]; then
