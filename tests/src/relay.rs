@@ -56,6 +56,13 @@ impl Gateway {
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id()?;
+        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().ok()?;
+        tokio::time::timeout(WAIT, self.child.wait()).await.ok()?.ok()
+    }
 }
 
 /// A raw NIP-01 client.
@@ -170,6 +177,19 @@ impl Client {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+}
+
+/// A plain HTTP/1.1 GET on the gateway's port: (status line and headers, body).
+pub async fn http_get(gw: &Gateway, path: &str, accept: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = gw.http_url().trim_start_matches("http://").to_owned();
+    let mut s = TcpStream::connect(&addr).await.expect("tcp connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let mut raw = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut raw)).await.expect("response in time").expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    (head.to_owned(), body.to_owned())
 }
 
 /// Ids of event JSON values, in order.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use e2e::relay::{ids, Client, Gateway};
+use e2e::relay::{http_get, ids, Client, Gateway};
 use e2e::{now, TestDb};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::{tags, Keys};
@@ -208,21 +208,63 @@ async fn three_gateways_share_one_database() {
 #[tokio::test]
 async fn nip11_document_on_the_same_port() {
     let (_db, gw) = relay("nip11").await;
-    let addr = gw.http_url().trim_start_matches("http://").to_owned();
-    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("tcp");
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    s.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\nAccept: application/nostr+json\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.expect("read");
-    let (head, json_body) = body.split_once("\r\n\r\n").expect("http response");
+    let (head, body) = http_get(&gw, "/", "application/nostr+json").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{head}");
-    let doc: Value = serde_json::from_str(json_body).expect("json");
+    let doc: Value = serde_json::from_str(&body).expect("json");
     let nips = doc["supported_nips"].as_array().expect("supported_nips");
-    for n in [1, 11] {
-        assert!(nips.contains(&json!(n)), "{doc}");
+    for n in [1, 9, 11, 40, 42, 45, 50, 70] {
+        assert!(nips.contains(&json!(n)), "NIP-{n} missing: {doc}");
     }
-    assert!(doc["limitation"]["max_limit"].as_u64().is_some(), "{doc}");
+    assert_eq!(doc["limitation"]["max_limit"], 500, "{doc}");
+    assert_eq!(doc["limitation"]["max_subid_length"], 64, "{doc}");
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let (_db, gw) = relay("metrics").await;
+    let (head, body) = http_get(&gw, "/health", "*/*").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head} {body}");
+    let mut c = Client::connect(&gw.url).await;
+    let e = Keys::from_seed("metrics").sign(now(), 1, vec![], "counted");
+    c.publish(&e.canonical_json()).await;
+    c.publish(&e.canonical_json()).await;
+    c.req("m", &[json!({})]).await.expect("req");
+    let (head, body) = http_get(&gw, "/metrics", "text/plain").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    for line in [
+        "nostr_gateway_connections 1",
+        "nostr_gateway_messages_total{verb=\"EVENT\"} 2",
+        "nostr_gateway_messages_total{verb=\"REQ\"} 1",
+        "nostr_gateway_events_total{result=\"accepted\",reason=\"\"} 1",
+        "nostr_gateway_events_total{result=\"rejected\",reason=\"duplicate\"} 1",
+    ] {
+        assert!(body.lines().any(|l| l == line), "/metrics lacks `{line}`:\n{body}");
+    }
+    for family in ["nostr_gateway_query_seconds_bucket", "nostr_gateway_publish_seconds_bucket", "nostr_gateway_slow_clients_dropped_total"] {
+        assert!(body.contains(family), "/metrics lacks {family}");
+    }
+}
+
+#[tokio::test]
+async fn search_passes_through_to_full_text_search() {
+    let (_db, gw) = relay("search").await;
+    let keys = Keys::from_seed("search-wire");
+    let mut c = Client::connect(&gw.url).await;
+    let hit = keys.sign(now(), 1, vec![], "PostgreSQL full text search works");
+    c.publish(&hit.canonical_json()).await;
+    c.publish(&keys.sign(now(), 1, vec![], "unrelated words").canonical_json()).await;
+    let got = c.req("s", &[json!({"search": "text search"})]).await.expect("req");
+    assert_eq!(ids(&got), vec![hex::encode(&hit.id)]);
+}
+
+#[tokio::test]
+async fn sigterm_closes_connections_and_exits_cleanly() {
+    let db = TestDb::new("sigterm").await;
+    let mut gw = Gateway::start(&db.url, &[]).await;
+    let mut c = Client::connect(&gw.url).await;
+    c.req("s", &[json!({"kinds": [1]})]).await.expect("req");
+    let status = gw.terminate().await.expect("exited in time");
+    assert!(status.success(), "{status:?}");
+    assert!(c.closed_within(Duration::from_secs(5)).await, "client saw the close");
 }
