@@ -59,6 +59,10 @@ enum End {
     Kicked,
     Shutdown,
     Oversized,
+    /// The client broke the WebSocket protocol: fail the connection with
+    /// this close code (RFC 6455 section 7.4.1) rather than dropping it
+    /// silently, so the client can tell why.
+    Violation(CloseCode, &'static str),
 }
 
 /// Removes the connection's subscriptions from the live index and updates the
@@ -194,7 +198,7 @@ pub async fn serve<S>(
                 }
                 Some(Err(e)) => {
                     tracing::debug!("read from {peer} failed: {e}");
-                    break End::ClientGone;
+                    break violation(&e).map_or(End::ClientGone, |(code, why)| End::Violation(code, why));
                 }
             },
         }
@@ -211,6 +215,10 @@ pub async fn serve<S>(
             let limit = relay.config.limits.max_message_length;
             let bye = vec![protocol::notice(&Prefix::Invalid.with(format!("message larger than {limit} bytes")))];
             goodbye(&mut ws, bye, CloseCode::Size, "message too large").await;
+        }
+        End::Violation(code, why) => {
+            let bye = vec![protocol::notice(&Prefix::Invalid.with(why))];
+            goodbye(&mut ws, bye, code, why).await;
         }
         End::Shutdown => {
             // Pending EVENTs are already in the publisher: wait for their OKs.
@@ -230,6 +238,19 @@ pub async fn serve<S>(
     }
     // Dropping the subscriptions cancels their running queries.
     session.subs.clear();
+}
+
+/// The close code for a read error the client caused, if it did: invalid
+/// UTF-8 in a text frame is 1007, any other protocol violation (reserved bits
+/// such as a compressed frame when no extension was negotiated, unmasked
+/// frames, bad opcodes) 1002. I/O errors and resets are not answered.
+fn violation(e: &tokio_tungstenite::tungstenite::Error) -> Option<(CloseCode, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Utf8(_) => Some((CloseCode::Invalid, "text frame is not valid UTF-8")),
+        Error::Protocol(_) => Some((CloseCode::Protocol, "WebSocket protocol violation")),
+        _ => None,
+    }
 }
 
 /// Writes every pending frame, then flushes once.
@@ -368,7 +389,7 @@ impl Session {
             let max = relay.config.limits.max_subscriptions;
             return self.out.push(closed(Prefix::Error.with(format!("too many open subscriptions (at most {max})"))));
         }
-        let (filters, json) = match protocol::parse_filters(raw_filters, &sub_id) {
+        let (filters, json) = match protocol::parse_filters(raw_filters, &sub_id, relay.config.limits.max_limit) {
             Ok(pair) => pair,
             Err(refusal) => return self.out.push(refusal.reply()),
         };
@@ -608,6 +629,17 @@ impl QueryTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_violations_get_their_close_codes() {
+        use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+        assert_eq!(violation(&Error::Utf8("x".into())).map(|v| v.0), Some(CloseCode::Invalid));
+        let reserved = Error::Protocol(ProtocolError::NonZeroReservedBits);
+        assert_eq!(violation(&reserved).map(|v| v.0), Some(CloseCode::Protocol));
+        assert_eq!(violation(&Error::ConnectionClosed), None);
+        let io = Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        assert_eq!(violation(&io), None);
+    }
 
     #[test]
     fn canonical_ids_are_read_from_the_prefix() {

@@ -208,24 +208,33 @@ pub fn check_event(raw: &str, limits: &Limits) -> Result<Event, Refusal> {
 }
 
 /// Parses a REQ/COUNT's filters with the core (for validation and live
-/// matching) and joins their raw JSON into the array the extension takes.
-pub fn parse_filters(raw: &[&RawValue], sub_id: &str) -> Result<(Filters, String), Refusal> {
+/// matching) and joins their JSON into the array the extension takes.
+///
+/// A filter whose `limit` is missing or above `max_limit` (the cap NIP-11
+/// advertises) is re-serialized with `limit: max_limit`; otherwise the
+/// extension would apply its own, larger, `nostr.max_limit`. Other filters
+/// pass through verbatim.
+pub fn parse_filters(raw: &[&RawValue], sub_id: &str, max_limit: u64) -> Result<(Filters, String), Refusal> {
     let mut parsed = Vec::with_capacity(raw.len());
     let mut json = String::from("[");
     for (i, f) in raw.iter().enumerate() {
-        let value: Value = serde_json::from_str(f.get()).map_err(|e| Refusal {
-            error: FrameError::Json(e.to_string()),
-            target: Target::Closed(sub_id.to_owned()),
-        })?;
-        let filter = Filter::from_value(&value).map_err(|e| Refusal {
-            error: FrameError::Filter(e),
-            target: Target::Closed(sub_id.to_owned()),
-        })?;
-        parsed.push(filter);
+        let refuse = |error: FrameError| Refusal { error, target: Target::Closed(sub_id.to_owned()) };
+        let mut value: Value = serde_json::from_str(f.get()).map_err(|e| refuse(FrameError::Json(e.to_string())))?;
+        let mut filter = Filter::from_value(&value).map_err(|e| refuse(FrameError::Filter(e)))?;
         if i > 0 {
             json.push(',');
         }
-        json.push_str(f.get());
+        match (filter.limit, value.as_object_mut()) {
+            (Some(limit), _) if limit <= max_limit => json.push_str(f.get()),
+            (_, Some(obj)) => {
+                obj.insert("limit".to_owned(), Value::from(max_limit));
+                filter.limit = Some(max_limit);
+                json.push_str(&value.to_string());
+            }
+            // `from_value` accepted it, so it is an object; keep it as sent.
+            (_, None) => json.push_str(f.get()),
+        }
+        parsed.push(filter);
     }
     json.push(']');
     Ok((Filters(parsed), json))

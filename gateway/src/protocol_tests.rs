@@ -70,13 +70,22 @@ fn filters_are_checked_and_joined() {
     let Ok(ClientMessage::Req { filters, .. }) = parse_frame(r##"["REQ","s",{"kinds":[1]}, {"#t":["x"]}]"##, &l) else {
         panic!("REQ expected")
     };
-    let (parsed, json) = parse_filters(&filters, "s").unwrap_or_else(|r| panic!("{r:?}"));
+    let (parsed, json) = parse_filters(&filters, "s", 500).unwrap_or_else(|r| panic!("{r:?}"));
     assert_eq!(parsed.0.len(), 2);
-    assert_eq!(json, r##"[{"kinds":[1]},{"#t":["x"]}]"##);
+    // No limit: the gateway's cap is made explicit (the extension's own is larger).
+    assert_eq!(json, r##"[{"kinds":[1],"limit":500},{"#t":["x"],"limit":500}]"##);
+    let Ok(ClientMessage::Req { filters, .. }) =
+        parse_frame(r##"["REQ","s",{"limit":7, "kinds":[1]},{"limit":18446744073709551615}]"##, &l)
+    else {
+        panic!("REQ expected")
+    };
+    let (parsed, json) = parse_filters(&filters, "s", 500).unwrap_or_else(|r| panic!("{r:?}"));
+    assert_eq!(json, r##"[{"limit":7, "kinds":[1]},{"limit":500}]"##, "within the cap: verbatim");
+    assert_eq!(parsed.0.iter().map(|f| f.limit).collect::<Vec<_>>(), vec![Some(7), Some(500)]);
     let Ok(ClientMessage::Req { filters, .. }) = parse_frame(r#"["REQ","s",{"kinds":"x"}]"#, &l) else {
         panic!("REQ expected")
     };
-    let err = parse_filters(&filters, "s").err().map(|r| r.reply()).unwrap_or_default();
+    let err = parse_filters(&filters, "s", 500).err().map(|r| r.reply()).unwrap_or_default();
     assert!(err.starts_with(r#"["CLOSED","s","invalid: `kinds`"#), "{err}");
 }
 
