@@ -25,13 +25,9 @@ pub fn run<'conn>(
     types: &[PgOid],
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<SpiTupleTable<'conn>> {
-    let key = format!("w:{sql}");
-    let plan = match PLANS.with(|plans| plans.borrow_mut().remove(&key)) {
-        Some(plan) => plan,
-        None => client.prepare_mut(sql, types)?.keep(),
-    };
-    let result = client.update(&plan, None, args);
-    PLANS.with(|plans| plans.borrow_mut().insert(key, plan));
+    let plan = cached(format!("w:{sql}"), || client.prepare_mut(sql, types).map(|p| p.keep()))?;
+    let result = client.update(&plan.1, None, args);
+    plan.put_back();
     result
 }
 
@@ -43,14 +39,30 @@ pub fn read<'conn>(
     types: &[PgOid],
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<SpiTupleTable<'conn>> {
-    let key = format!("r:{sql}");
-    let plan = match PLANS.with(|plans| plans.borrow_mut().remove(&key)) {
-        Some(plan) => plan,
-        None => client.prepare(sql, types)?.keep(),
-    };
-    let result = client.select(&plan, None, args);
-    PLANS.with(|plans| plans.borrow_mut().insert(key, plan));
+    let plan = cached(format!("r:{sql}"), || client.prepare(sql, types).map(|p| p.keep()))?;
+    let result = client.select(&plan.1, None, args);
+    plan.put_back();
     result
+}
+
+/// A plan taken out of the cache while it runs (a failed statement unwinds
+/// past `put_back`, and the plan is simply prepared again next time).
+struct Taken(String, OwnedPreparedStatement);
+
+impl Taken {
+    fn put_back(self) {
+        PLANS.with(|plans| plans.borrow_mut().insert(self.0, self.1));
+    }
+}
+
+fn cached(
+    key: String,
+    prepare: impl FnOnce() -> SpiResult<OwnedPreparedStatement>,
+) -> SpiResult<Taken> {
+    match PLANS.with(|plans| plans.borrow_mut().remove(&key)) {
+        Some(plan) => Ok(Taken(key, plan)),
+        None => Ok(Taken(key, prepare()?)),
+    }
 }
 
 /// The type oid of `T` as an SPI parameter type.
