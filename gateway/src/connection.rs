@@ -415,7 +415,9 @@ impl Session {
         let generation = self.generation;
         let sub_key: Arc<str> = Arc::from(sub_id.as_str());
         let cancel = Arc::new(CancelSlot::default());
-        let nothing_matches = filters.0.iter().all(|f| f.is_empty_set());
+        // COUNT ignores `limit`, so only a filter no event can match skips it.
+        let nothing_matches =
+            filters.0.iter().all(|f| if is_count { f.never_matches() } else { f.is_empty_set() });
         let mut sub = if is_count {
             Sub::count(generation, Arc::clone(&cancel))
         } else {

@@ -165,7 +165,8 @@ impl SubIndex {
     /// Adds (or replaces) a subscription. `allowed` restricts restricted kinds
     /// to events involving those pubkeys.
     pub fn insert(&self, conn: &Arc<ConnHandle>, sub_id: Arc<str>, filters: Filters, allowed: Option<Vec<[u8; 32]>>) {
-        let mut keys: Vec<IndexKey> = filters.0.iter().filter(|f| !f.is_empty_set()).flat_map(keys_of).collect();
+        // `never_matches`, not `is_empty_set`: a `limit: 0` filter wants live events.
+        let mut keys: Vec<IndexKey> = filters.0.iter().filter(|f| !f.never_matches()).flat_map(keys_of).collect();
         keys.sort_unstable();
         keys.dedup();
         let key: SubKey = (conn.id, sub_id);

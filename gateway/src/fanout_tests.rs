@@ -56,6 +56,17 @@ fn index_finds_subscriptions_by_every_field() {
 }
 
 #[test]
+fn limit_zero_subscriptions_get_live_events() {
+    // `limit: 0` means "nothing stored, only what comes next".
+    let keys = Keys::from_seed("l0");
+    let (c, _r) = conn(1, 8);
+    let index = SubIndex::new();
+    index.insert(&c, "live-only".into(), filters(r#"[{"kinds":[1],"limit":0}]"#), None);
+    index.insert(&c, "never".into(), filters(r#"[{"since":5,"until":4}]"#), None);
+    assert_eq!(subs_of(&index, &keys.sign(4, 1, vec![], "")), vec![(1, "live-only".to_owned())]);
+}
+
+#[test]
 fn replacing_a_subscription_replaces_its_filters() {
     let keys = Keys::from_seed("r");
     let (c, _r) = conn(1, 8);

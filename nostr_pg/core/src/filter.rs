@@ -137,15 +137,22 @@ impl Filter {
         }
     }
 
-    /// True when no event can match (an empty list, or `since` after `until`),
-    /// so callers can skip the query.
+    /// True when the stored part of a REQ is empty (no event can match, or
+    /// `limit` is 0), so callers can skip the query. Not for live matching
+    /// or COUNT, which ignore `limit`: see [`Filter::never_matches`].
     pub fn is_empty_set(&self) -> bool {
+        self.never_matches() || self.limit == Some(0)
+    }
+
+    /// True when no event can ever match: an empty list, or `since` after
+    /// `until`. `{"limit": 0}` is not such a filter: it asks for live
+    /// events only.
+    pub fn never_matches(&self) -> bool {
         self.ids.as_ref().is_some_and(Vec::is_empty)
             || self.authors.as_ref().is_some_and(Vec::is_empty)
             || self.kinds.as_ref().is_some_and(Vec::is_empty)
             || self.tags.iter().any(|t| t.values.is_empty())
             || matches!((self.since, self.until), (Some(s), Some(u)) if s > u)
-            || self.limit == Some(0)
     }
 }
 

@@ -40,6 +40,20 @@ fn empty_lists_match_nothing() {
     }
     assert!(f(r#"{"since":5,"until":4}"#).is_empty_set());
     assert!(!f(r#"{"since":4,"until":4}"#).is_empty_set());
+    for json in [r#"{"ids":[]}"#, r#"{"since":5,"until":4}"#] {
+        assert!(f(json).never_matches(), "{json}");
+    }
+}
+
+#[test]
+fn limit_zero_empties_the_stored_part_only() {
+    // Clients send `limit: 0` to get live events only.
+    let keys = Keys::from_seed("limit0");
+    let e = keys.sign(1, 1, vec![], "");
+    let live_only = f(r#"{"kinds":[1],"limit":0}"#);
+    assert!(live_only.is_empty_set());
+    assert!(!live_only.never_matches());
+    assert!(live_only.matches(&e));
 }
 
 #[test]
