@@ -3,8 +3,18 @@
 -- rules themselves are in Rust (nostr_pg/src/rules.rs), run by the insert
 -- trigger below, so every way into nostr.events obeys them.
 
+-- jsonb goes through text both ways, so every path shares the text input's
+-- validation and jsonb's own limits (no U+0000) give Postgres' own errors.
+CREATE FUNCTION nostr.nostr_event_from_jsonb(jsonb) RETURNS nostr.nostr_event
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT $1::text::nostr.nostr_event $$;
+CREATE FUNCTION nostr.nostr_event_to_jsonb(nostr.nostr_event) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT $1::text::jsonb $$;
 CREATE CAST (jsonb AS nostr.nostr_event) WITH FUNCTION nostr.nostr_event_from_jsonb(jsonb);
 CREATE CAST (nostr.nostr_event AS jsonb) WITH FUNCTION nostr.nostr_event_to_jsonb(nostr.nostr_event);
+
+-- The tags as jsonb (an array of arrays of strings).
+CREATE FUNCTION nostr.tags(nostr.nostr_event) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT nostr._tags_json($1)::jsonb $$;
 
 -- One sequence for stored and ephemeral events: notifications name ranges of it.
 CREATE SEQUENCE nostr.event_seq;
@@ -108,7 +118,11 @@ CREATE TRIGGER events_no_update BEFORE UPDATE ON nostr.events
 
 CREATE FUNCTION nostr._truncate_tags() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE nostr.event_tags;
+    -- `TRUNCATE nostr.events, nostr.event_tags` has emptied it already (and
+    -- truncating it again inside that statement would fail).
+    IF EXISTS (SELECT 1 FROM nostr.event_tags) THEN
+        TRUNCATE nostr.event_tags;
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_truncate AFTER TRUNCATE ON nostr.events
@@ -129,3 +143,5 @@ CREATE FUNCTION nostr.req(filters jsonb) RETURNS SETOF nostr.nostr_event
     LANGUAGE sql STABLE STRICT AS $$ SELECT nostr.req(filters::text) $$;
 CREATE FUNCTION nostr.count(filters jsonb) RETURNS bigint
     LANGUAGE sql STABLE STRICT AS $$ SELECT nostr.count(filters::text) $$;
+CREATE FUNCTION nostr.matches(event nostr.nostr_event, filter jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT nostr.matches(event, filter::text) $$;

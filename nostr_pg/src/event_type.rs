@@ -86,27 +86,6 @@ pub fn max_event_bytes() -> usize {
     usize::try_from(settings::MAX_EVENT_BYTES.get()).unwrap_or(usize::MAX)
 }
 
-/// Casts from `jsonb` go through the same validation as text input.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn nostr_event_from_jsonb(value: pgrx::JsonB) -> NostrEvent {
-    match Event::from_value(&value.0).and_then(|e| {
-        Verifier::new().verify(&e)?;
-        Ok(e)
-    }) {
-        Ok(e) => NostrEvent::from_event(&e),
-        Err(e) => raise_invalid(format!("{e}"), "nostr_event_from_jsonb"),
-    }
-}
-
-/// The event as `jsonb` (lossy only for U+0000, which jsonb cannot hold).
-#[pg_extern(immutable, strict, parallel_safe)]
-fn nostr_event_to_jsonb(event: NostrEvent) -> pgrx::JsonB {
-    match serde_json::from_str(&event.canonical_json()) {
-        Ok(v) => pgrx::JsonB(v),
-        Err(e) => raise_invalid(format!("corrupted nostr_event value: {e}"), "nostr_event_to_jsonb"),
-    }
-}
-
 #[pg_extern(immutable, strict, parallel_safe)]
 fn id(event: NostrEvent) -> String {
     hex::encode(&event.packed().id())
@@ -132,13 +111,11 @@ fn kind(event: NostrEvent) -> i32 {
     i32::from(event.packed().kind())
 }
 
-/// The tags as `jsonb` (an array of arrays of strings).
+/// The canonical JSON of the tags; `nostr.tags(event)` casts it to `jsonb` in
+/// SQL, so a value jsonb cannot hold (U+0000) raises Postgres' own clean error.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn tags(event: NostrEvent) -> pgrx::JsonB {
-    match serde_json::from_str(event.packed().tags_json()) {
-        Ok(v) => pgrx::JsonB(v),
-        Err(e) => raise_invalid(format!("tags are not representable as jsonb: {e}"), "tags"),
-    }
+fn _tags_json(event: NostrEvent) -> String {
+    event.packed().tags_json().to_owned()
 }
 
 /// The content. Postgres text cannot hold U+0000: such content raises an

@@ -36,11 +36,11 @@ pub mod trigger;
 
 extension_sql_file!("../../sql/schema.sql", name = "schema", requires = [
     event_type::nostr_event,
-    event_type::nostr_event_from_jsonb,
-    event_type::nostr_event_to_jsonb,
+    event_type::_tags_json,
     event_type::search_text,
     query::req,
     query::count,
+    query::matches,
     trigger::events_before_insert,
 ]);
 

@@ -179,6 +179,7 @@ fn run_filter(client: &SpiClient<'_>, f: &Filter, limit: i64, now: i64) -> SpiRe
     match choose_driver(f) {
         Driver::Tag(tag) => {
             for key in tag.index_keys() {
+                pg_sys::check_for_interrupts!();
                 let mut st = Statement::default();
                 let k = st.placeholder(Param::Text(key));
                 let mut time = String::new();
@@ -210,6 +211,7 @@ fn run_filter(client: &SpiClient<'_>, f: &Filter, limit: i64, now: i64) -> SpiRe
             };
             for a in &authors {
                 for k in &kinds {
+                    pg_sys::check_for_interrupts!();
                     let mut st = Statement::default();
                     if let Some(a) = a {
                         st.add("e.pubkey = $?", Param::Bytes(a.to_vec()));
@@ -275,6 +277,7 @@ fn req_rows(filters: &str) -> Vec<Row> {
     let result = Spi::connect(|client| {
         let mut all = Vec::new();
         for f in &filters.0 {
+            pg_sys::check_for_interrupts!();
             let limit = f.limit.map_or(max, |l| i64::try_from(l).unwrap_or(max).min(max));
             all.extend(run_filter(client, f, limit, now)?);
         }
@@ -307,7 +310,7 @@ fn count(filters: &str) -> i64 {
     let now = now();
     let mut st = Statement::default();
     let mut parts = Vec::new();
-    for f in filters.0.iter().filter(|f| !f.is_empty_set()) {
+    for f in filters.0.iter().filter(|f| !f.never_matches()) {
         let mut one = Statement { conditions: Vec::new(), params: std::mem::take(&mut st.params) };
         add_conditions(&mut one, f, None, false, false, now);
         parts.push(format!("SELECT e.id FROM nostr.events e WHERE {}", where_clause(&one)));
@@ -327,16 +330,12 @@ fn count(filters: &str) -> i64 {
 }
 
 /// Whether `event` matches `filter` (a filter object, or an array of them).
+/// Takes text: jsonb arguments are passed through text by a SQL overload, so
+/// whatever jsonb holds reaches the core parser and gets its clean error.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn matches(event: NostrEvent, filter: pgrx::JsonB) -> bool {
-    let filters = match &filter.0 {
-        serde_json::Value::Array(list) => list.iter().map(Filter::from_value).collect::<Result<Vec<_>, _>>().map(Filters),
-        one => Filter::from_value(one).map(|f| Filters(vec![f])),
-    };
-    match filters {
-        Ok(f) => f.matches(&event.event()),
-        Err(e) => raise_invalid(e.to_string(), "nostr.matches"),
-    }
+fn matches(event: NostrEvent, filter: &str) -> bool {
+    let filters = parse_filters(filter);
+    filters.matches(&event.event())
 }
 
 /// Canonical JSON of the stored and ephemeral events with `lo <= seq <= hi`

@@ -26,8 +26,6 @@ use crate::spi_cache::{oid, run};
 pub enum TriggerError {
     #[error("nostr.events trigger fired without a row")]
     NoRow,
-    #[error("`event` must not be null")]
-    NullEvent,
     #[error("row access: {0}")]
     Tuple(#[from] PgHeapTupleError),
     #[error("reading the row: {0}")]
@@ -41,7 +39,10 @@ fn events_before_insert<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, TriggerError> {
     let mut row = trigger.new().ok_or(TriggerError::NoRow)?.into_owned();
-    let stored: NostrEvent = row.get_by_name("event")?.ok_or(TriggerError::NullEvent)?;
+    let Some(stored) = row.get_by_name::<NostrEvent>("event")? else {
+        // Let the NOT NULL constraint refuse it, with its own SQLSTATE (23502).
+        return Ok(Some(row));
+    };
     let event = stored.event();
     let auth = publish::context_auth();
     let verdict = Spi::connect_mut(|client| rules::admit(client, &event, &stored, auth.as_ref()))?;
