@@ -95,12 +95,36 @@ impl Refusal {
     }
 }
 
+/// The id of an `["EVENT", {...}]` frame that is not valid JSON (say, raw
+/// control characters in its content), read without a JSON parser: the first
+/// `"id"` key followed by a complete 64-hex string. Only used to address the
+/// `OK false` answer; nothing else is trusted from such a frame.
+fn malformed_event_id(text: &str) -> Option<String> {
+    let rest = text.trim_start().strip_prefix('[')?.trim_start().strip_prefix("\"EVENT\"")?;
+    let mut from = 0;
+    while let Some(at) = rest.get(from..)?.find("\"id\"") {
+        let after = rest.get(from + at + 4..)?.trim_start();
+        if let Some(value) = after.strip_prefix(':').map(str::trim_start).and_then(|v| v.strip_prefix('"')) {
+            let id = value.get(..64)?;
+            let closed = value.get(64..65) == Some("\"");
+            if closed && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return Some(id.to_owned());
+            }
+        }
+        from += at + 4;
+    }
+    None
+}
+
 /// Parses one text frame. Never panics, whatever the input.
 pub fn parse_frame<'a>(text: &'a str, limits: &Limits) -> Result<ClientMessage<'a>, Refusal> {
     let items: Vec<&'a RawValue> = match serde_json::from_str(text) {
         Ok(items) => items,
         Err(e) if e.is_syntax() || e.is_eof() => {
-            return Err(Refusal::notice(FrameError::Json(e.to_string())))
+            // A client waits for the OK of the event it sent: answer it by id
+            // when one can still be read from the broken frame.
+            let target = malformed_event_id(text).map_or(Target::Notice, Target::Ok);
+            return Err(Refusal { error: FrameError::Json(e.to_string()), target });
         }
         Err(_) => return Err(Refusal::notice(FrameError::NotArray)),
     };

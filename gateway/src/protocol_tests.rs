@@ -125,3 +125,26 @@ fn relay_frames_escape_strings_and_embed_events_verbatim() {
         assert!(serde_json::from_str::<Value>(&frame).is_ok(), "{frame}");
     }
 }
+
+#[test]
+fn malformed_event_frames_are_answered_by_id_when_it_can_be_read() {
+    let id = "ab".repeat(32);
+    let limits = crate::config::Limits::default();
+    // Raw control characters make the JSON invalid; the id is still readable.
+    let frame = format!("[\"EVENT\",{{\"id\":\"{id}\",\"content\":\"a\nb\"}}]");
+    let refusal = parse_frame(&frame, &limits).expect_err("invalid JSON");
+    assert_eq!(refusal.target, Target::Ok(id.clone()));
+    assert!(refusal.reply().starts_with(&format!("[\"OK\",\"{id}\",false,\"invalid: malformed JSON")));
+    // Not an id: too short, uppercase, unterminated, or not an EVENT frame.
+    for bad in [
+        format!("[\"EVENT\",{{\"id\":\"{}\",", &id[..63]),
+        format!("[\"EVENT\",{{\"id\":\"{}\",", id.to_uppercase()),
+        format!("[\"EVENT\",{{\"id\":\"{id}"),
+        format!("[\"REQ\",{{\"id\":\"{id}\",\"x\":\u{1}}}]"),
+        "[\"EVENT\",{\"id\":".to_owned(),
+        "[\"EVENT\",{\"content\":\"\\\"id\\\":\\\"x\"".to_owned(),
+    ] {
+        let refusal = parse_frame(&bad, &limits).expect_err("invalid JSON");
+        assert_eq!(refusal.target, Target::Notice, "{bad}");
+    }
+}

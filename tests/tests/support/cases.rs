@@ -211,11 +211,19 @@ pub fn frame_cases(keys: &Keys) -> Vec<Case> {
     cases.push(case("frame: REQ with a 2000-char sub id", format!(r#"["REQ","{}",{{}}]"#, "s".repeat(2000)), Want::Notice));
     cases.push(case("frame: EVENT with two events", format!(r#"["EVENT",{ev},{ev}]"#), Want::Invalid { id, containing: "EVENT" }));
     cases.push(case("frame: CLOSE of a subscription never opened", r#"["CLOSE","never"]"#, Want::Silent));
-    // Every truncation of a valid EVENT frame is malformed JSON.
+    // Every truncation of a valid EVENT frame is malformed JSON: answered by
+    // id once the whole id field is in, by NOTICE before that.
     let full = format!(r#"["EVENT",{ev}]"#);
+    let id = serde_json::from_str::<Value>(&ev).ok().and_then(|v| v["id"].as_str().map(str::to_owned)).unwrap_or_default();
+    let id_field = format!(r#""id":"{id}""#);
     for cut in (1..full.len()).step_by(7) {
         if let Some(prefix) = full.get(..cut) {
-            cases.push(case(format!("frame: EVENT truncated at {cut}"), prefix, Want::Notice));
+            let want = if prefix.contains(&id_field) {
+                Want::Invalid { id: id.clone(), containing: "malformed JSON" }
+            } else {
+                Want::Notice
+            };
+            cases.push(case(format!("frame: EVENT truncated at {cut}"), prefix, want));
         }
     }
     cases
