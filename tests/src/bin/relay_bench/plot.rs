@@ -86,7 +86,7 @@ pub fn draw(s: &Summary, path: &str) -> Result<(), BenchError> {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_labels(9)
+            .x_labels(5)
             .x_label_formatter(&nines_label)
             .x_desc("percentile")
             .y_desc("latency, ms (log)")

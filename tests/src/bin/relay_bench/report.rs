@@ -76,6 +76,12 @@ fn rows(s: &Summary, main: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut out = Vec::new();
     for key in keys {
         let (workload, case) = key.split_once('/').unwrap_or((key, ""));
+        // A peer that returns a different number of events per REQ answered a
+        // different question; its speed is not comparable.
+        let differs = |peer: &str| match (s.get(key, main, "events_per_req"), s.get(key, peer, "events_per_req")) {
+            (Some(a), Some(b)) => (a - b).abs() > 0.1 * a.max(b),
+            _ => false,
+        };
         for (metric, label, better) in columns(workload, case) {
             let mut row = vec![key.clone(), label.to_owned()];
             let ours = s.get(key, main, metric);
@@ -90,7 +96,8 @@ fn rows(s: &Summary, main: &str) -> (Vec<String>, Vec<Vec<String>>) {
                             Some(_) => " ✗",
                             None => "",
                         };
-                        format!("{r:.2}×{mark}")
+                        let warn = if differs(p) { " ⚠" } else { "" };
+                        format!("{r:.2}×{mark}{warn}")
                     }
                     _ => "–".into(),
                 };
@@ -174,6 +181,7 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
     let (header, body) = rows(&summary, main);
 
     println!("{}", text_table(&header, &body));
+    println!("✓ nostr_pg better; ⚠ the peer returned a different number of events per REQ (not comparable)\n");
     for v in &verdicts {
         let mark = match v.met {
             Some(true) => "MET    ",
@@ -211,7 +219,8 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
     for (k, v) in &meta {
         let _infallible = writeln!(md, "- **{k}**: {v}");
     }
-    md += "\nValues are medians over rounds; ratios are nostr_pg / peer (✓ = nostr_pg better). \
+    md += "\nValues are medians over rounds; ratios are nostr_pg / peer (✓ = nostr_pg better; \
+           ⚠ = the peer returned a different number of events per REQ, so its speed answers a different question). \
            `@1` is one client (latency on an idle relay), `@32` is 32 clients in a closed loop.\n\n";
     md += "## Targets (nostr_pg)\n\n| target | measured | met |\n|---|---|---|\n";
     for v in &verdicts {
