@@ -13,7 +13,8 @@ use nostr_pg_core::{hex, Event, Verifier};
 use pgrx::prelude::*;
 
 use crate::event_type::{max_event_bytes, NostrEvent};
-use crate::reject::Reject;
+use crate::reject::{raise_invalid, Reject};
+use crate::settings;
 use crate::rules;
 use crate::spi_cache::{oid, run};
 
@@ -78,6 +79,15 @@ fn publish_batch(
     events: Vec<Option<String>>,
     auth_pubkeys: default!(Option<Vec<Option<String>>>, "NULL"),
 ) -> TableIterator<'static, (name!(id, String), name!(accepted, bool), name!(message, String))> {
+    // Each event holds two or three advisory locks until commit; an unbounded
+    // batch could exhaust the shared lock table for every other session.
+    let max = usize::try_from(settings::MAX_BATCH.get()).unwrap_or(1);
+    if events.len() > max {
+        raise_invalid(
+            format!("publish_batch takes at most {max} events (nostr.max_batch); got {}", events.len()),
+            "nostr.publish_batch",
+        );
+    }
     let auths = auth_pubkeys.unwrap_or_default();
     let verifier = Verifier::new();
     // Verifying is the costly step (tens of microseconds an event): let a

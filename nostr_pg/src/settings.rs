@@ -9,6 +9,7 @@
 //! | `nostr.max_limit` | 5000 | cap on each filter's `limit` (and the default when absent) |
 //! | `nostr.max_filters` | 50 | filters per `req`/`count` call |
 //! | `nostr.max_event_bytes` | 262144 | canonical size above which events are refused |
+//! | `nostr.max_batch` | 1000 | events per `publish_batch` call (each holds a few locks until commit) |
 //! | `nostr.relay_url` | unset | this relay's URL, for NIP-62 vanish requests |
 
 use std::ffi::CString;
@@ -21,6 +22,7 @@ pub static MIN_POW: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static MAX_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static MAX_FILTERS: GucSetting<i32> = GucSetting::<i32>::new(50);
 pub static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(262_144);
+pub static MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static RELAY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn register() {
@@ -33,6 +35,7 @@ pub fn register() {
     int(c"nostr.max_limit", c"Cap on each filter's limit.", &MAX_LIMIT, 1, 1_000_000);
     int(c"nostr.max_filters", c"Filters allowed in one req or count call.", &MAX_FILTERS, 1, 10_000);
     int(c"nostr.max_event_bytes", c"Largest canonical event accepted, in bytes.", &MAX_EVENT_BYTES, 512, 1 << 30);
+    int(c"nostr.max_batch", c"Events per publish_batch call.", &MAX_BATCH, 1, 100_000);
     GucRegistry::define_string_guc(
         c"nostr.relay_url",
         c"This relay's URL, matched against NIP-62 vanish requests.",

@@ -98,9 +98,9 @@ fn index_tags(event: &Event) -> Result<(), SpiError> {
     Spi::connect_mut(|client| {
         run(
             client,
-            "INSERT INTO nostr.event_tags (tag, created_at, id) SELECT unnest($1::text[]), $2, $3",
-            &[oid::<Vec<String>>(), oid::<i64>(), oid::<Vec<u8>>()],
-            &[DatumWithOid::from(keys), event.created_at.into(), event.id.to_vec().into()],
+            "INSERT INTO nostr.event_tags (tag, kind, created_at, id) SELECT unnest($1::text[]), $2, $3, $4",
+            &[oid::<Vec<String>>(), oid::<i32>(), oid::<i64>(), oid::<Vec<u8>>()],
+            &[DatumWithOid::from(keys), i32::from(event.kind).into(), event.created_at.into(), event.id.to_vec().into()],
         )
         .map(|_| ())
     })

@@ -14,7 +14,7 @@ use futures_util::SinkExt;
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::{tags, Keys};
 use nostr_pg_core::Event;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use support::cases::*;
 use support::*;
 use tokio::io::AsyncWriteExt;

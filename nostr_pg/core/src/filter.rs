@@ -99,8 +99,9 @@ impl Filter {
     }
 
     /// Whether `event` satisfies every condition of this filter. `search` is
-    /// matched as case-insensitive containment of every word; the database uses
-    /// full-text search, which this approximates for live events.
+    /// matched as case-insensitive containment of every word, never for the
+    /// kinds in [`crate::kind::UNSEARCHED`]; the database uses full-text
+    /// search, which this approximates for live events.
     pub fn matches(&self, event: &Event) -> bool {
         if let Some(ids) = &self.ids {
             if !ids.contains(&event.id) {
@@ -132,6 +133,7 @@ impl Filter {
             return false;
         }
         match &self.search {
+            Some(_) if crate::kind::UNSEARCHED.contains(&event.kind) => false,
             Some(q) => search_matches(q, &event.content),
             None => true,
         }

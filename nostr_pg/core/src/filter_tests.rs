@@ -24,6 +24,8 @@ fn conditions_are_anded_and_filters_ored() {
     assert!(!f(r#"{"until":99}"#).matches(&e));
     assert!(f(r#"{"search":"hello world"}"#).matches(&e));
     assert!(!f(r#"{"search":"goodbye"}"#).matches(&e));
+    let reaction = keys.sign(100, 7, vec![], "hello");
+    assert!(!f(r#"{"search":"hello"}"#).matches(&reaction), "reactions are not searched");
     let list = Filters::parse(r#"[{"kinds":[7]},{"since":50}]"#).expect("filters");
     assert!(list.matches(&e));
     assert!(!Filters::parse(r#"[{"kinds":[7]}]"#).expect("filters").matches(&e));

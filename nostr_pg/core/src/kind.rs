@@ -29,6 +29,11 @@ pub const DELETION: u16 = 5;
 /// NIP-62 request to vanish.
 pub const VANISH: u16 = 62;
 
+/// Kinds NIP-50 search does not look at: their content is not prose (contact
+/// lists, encrypted DMs, deletions, reposts, reactions, gift wraps, zap
+/// receipts). The database's search index leaves them out too.
+pub const UNSEARCHED: [u16; 7] = [3, 4, 5, 6, 7, 1059, 9735];
+
 #[cfg(test)]
 mod tests {
     use super::*;
