@@ -12,7 +12,7 @@
 #
 # Everything it starts (clusters, gateway, peers) it stops on exit. Cached
 # between runs under the work dir (default /tmp/nostr-bench): the dataset,
-# its query set, and the peers installed from crates.io.
+# its query set, and the peers installed with cargo install.
 set -euo pipefail
 source "$(cd "$(dirname "$0")/../.." && pwd)/pg_config/lib.sh"
 HERE="$REPO/tests/bench"
@@ -98,7 +98,7 @@ if [ $BUILD = 1 ]; then
 fi
 NRS=$WORK/peers/bin/nostr-rs-relay
 if [ -n "$PEERS" ] && [ ! -x "$NRS" ]; then
-    log "installing nostr-rs-relay $NRS_VERSION from crates.io into $WORK/peers (takes a few minutes)"
+    log "installing nostr-rs-relay $NRS_VERSION with cargo install into $WORK/peers (takes a few minutes)"
     # Not --locked: its lock file pins time 0.3.25, which no longer compiles
     # with current Rust (E0282); the newest semver-compatible versions do.
     CARGO_TARGET_DIR=$WORK/peers-build cargo install nostr-rs-relay --version "$NRS_VERSION" --root "$WORK/peers" >"$WORK/peers-install.log" 2>&1 \
@@ -300,7 +300,7 @@ cp "$RESULTS" "$REPORT/results.jsonl"
     --meta "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
     --meta "commit=$commit${dirty:+ (with uncommitted changes)}" \
     --meta "mode=$MODE: $EVENTS preloaded events, $ROUNDS round(s), $CONNS idle connections, fanout $FANOUT_SECS s" \
-    --meta "peers=nostr-rs-relay $NRS_VERSION (crates.io): SQLite backend, and Postgres backend on a second cluster with pg_config/postgresql.conf" \
+    --meta "peers=nostr-rs-relay $NRS_VERSION (cargo install): SQLite backend, and Postgres backend on a second cluster with pg_config/postgresql.conf" \
     --meta "command=bash tests/bench/run.sh $([ $MODE = quick ] && echo --quick)" \
     | tee "$REPORT/table.txt"
 log "report: $REPORT/report.md"
