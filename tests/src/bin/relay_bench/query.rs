@@ -17,6 +17,8 @@ use crate::stats::Latencies;
 use crate::ws::{self, Frame, Target};
 
 const EOSE_WAIT: Duration = Duration::from_secs(30);
+/// Requests of the result-size check that precedes each case.
+const CHECK_REQUESTS: usize = 20;
 
 #[derive(Default)]
 struct ClientStats {
@@ -93,8 +95,15 @@ async fn phase(
     let tasks: Vec<_> = (0..clients)
         .map(|c| tokio::spawn(client(target.clone(), queries.clone(), c * spread, stop.clone(), max_requests)))
         .collect();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
+    // Clients end at `max_requests` or when the timer stops them, whichever
+    // comes first.
+    let timer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(duration).await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
     let mut total = ClientStats::default();
     let mut failed = 0;
     for t in tasks {
@@ -114,6 +123,7 @@ async fn phase(
             }
         }
     }
+    timer.abort();
     let secs = started.elapsed().as_secs_f64();
     let requests = total.latencies.len() as u64;
     Phase { stats: total, requests, secs, failed_clients: failed }
@@ -145,6 +155,13 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
         }
         let mut r = Record::new(relay, "query", &name, round);
         if single {
+            // The same first requests on every relay, run to completion, so
+            // result sizes can be compared (a slow relay would otherwise be
+            // judged on a shorter prefix of the list).
+            let check = phase(&target, queries.clone(), 1, EOSE_WAIT, CHECK_REQUESTS).await;
+            if check.requests == CHECK_REQUESTS as u64 {
+                r.set("check_events", check.stats.events as f64);
+            }
             // A warm-up pass so every relay is measured with warm caches.
             let _warm = phase(&target, queries.clone(), 1, Duration::from_secs_f64(0.5), usize::MAX).await;
             let mut p = phase(&target, queries.clone(), 1, Duration::from_secs_f64(single_secs), usize::MAX).await;
