@@ -12,7 +12,8 @@ cd "$REPO"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nostr_pg-test.XXXXXX")
 chmod 755 "$work"
-port=${NOSTR_PG_TEST_PORT:-55432}
+# A free port (a fixed one can collide with the kernel's ephemeral ports).
+port=${NOSTR_PG_TEST_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 55432)}
 cleanup() {
     bash "$REPO/pg_config/cluster.sh" stop "$work/cluster" || true
     rm -rf "$work"

@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use nostr_pg_core::{hex, Event, Filters};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -43,6 +43,11 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 const QUERY_QUEUE: usize = 256;
 /// Frames written before one flush, when more are ready.
 const WRITE_BATCH: usize = 64;
+/// Stored queries of one connection that may hold or wait for a pooled
+/// database connection at once. The pool is shared by every client: without
+/// this, one client pipelining REQs takes all of it and everyone else waits.
+/// Further REQs of that client queue behind its own permits.
+const QUERIES_PER_CONNECTION: usize = 2;
 
 /// Results coming back from query tasks.
 #[derive(Debug)]
@@ -93,6 +98,8 @@ struct Session {
     inflight: usize,
     ok_tx: mpsc::UnboundedSender<String>,
     query_tx: mpsc::Sender<QueryMsg>,
+    /// This connection's share of the database pool (see QUERIES_PER_CONNECTION).
+    query_permits: Arc<Semaphore>,
     /// Frames to write after the current step.
     out: Vec<String>,
     kick: bool,
@@ -110,7 +117,11 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let limits = &relay.config.limits;
+    // A small initial read buffer: tungstenite zero-fills it to capacity, so
+    // the default 128 KiB would be resident for every idle connection. It
+    // still grows for large frames.
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
         .max_message_size(Some(limits.max_message_length))
         .max_frame_size(Some(limits.max_message_length));
     let mut ws = match tokio_tungstenite::accept_async_with_config(stream, Some(ws_config)).await {
@@ -140,6 +151,7 @@ pub async fn serve<S>(
         inflight: 0,
         ok_tx,
         query_tx,
+        query_permits: Arc::new(Semaphore::new(QUERIES_PER_CONNECTION)),
         out: Vec::new(),
         kick: false,
     };
@@ -438,6 +450,7 @@ impl Session {
         }
         let task = QueryTask {
             relay: Arc::clone(&relay),
+            permits: Arc::clone(&self.query_permits),
             tx: self.query_tx.clone(),
             sub_id: Arc::clone(&sub_key),
             generation,
@@ -550,6 +563,7 @@ fn canonical_id(json: &str) -> Option<[u8; 32]> {
 /// A stored query running for one subscription.
 struct QueryTask {
     relay: Arc<Relay>,
+    permits: Arc<Semaphore>,
     tx: mpsc::Sender<QueryMsg>,
     sub_id: Arc<str>,
     generation: u64,
@@ -568,6 +582,9 @@ impl QueryTask {
     }
 
     async fn req(self) {
+        // Closing the semaphore never happens; a failed acquire only means the
+        // connection is going away.
+        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else { return };
         let started = Instant::now();
         let result = self.relay.db.req(&self.json, &self.cancel).await;
         self.relay.metrics.query_seconds.observe_duration(started.elapsed());
@@ -601,6 +618,7 @@ impl QueryTask {
     }
 
     async fn count(self) {
+        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else { return };
         let started = Instant::now();
         let result = self.relay.db.count(&self.json, &self.cancel).await;
         self.relay.metrics.query_seconds.observe_duration(started.elapsed());

@@ -424,6 +424,13 @@ async fn listen_once(
                 r
             })
             .collect();
+        if index.is_empty() {
+            // Nobody is subscribed: skip reading the rows (an import would
+            // otherwise re-read everything it wrote). A subscription made
+            // after this check runs its stored query later, and these events
+            // committed before their notification was sent, so it sees them.
+            continue;
+        }
         for (lo, hi) in merge_ranges(ranges) {
             match db.changes(lo, hi).await {
                 Ok(events) => {

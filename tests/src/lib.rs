@@ -92,6 +92,15 @@ pub async fn publish(c: &Client, json: &str) -> (bool, String) {
     (row.get(0), row.get(1))
 }
 
+/// A TCP port free on 127.0.0.1 right now, for a cluster a test starts itself.
+/// (A fixed or pid-derived port can collide with the kernel's ephemeral ports.)
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

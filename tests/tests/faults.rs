@@ -237,7 +237,7 @@ fn postmaster_pid(dir: &str) -> u32 {
 async fn kill_9_of_postgres_loses_no_acknowledged_event_and_the_gateway_recovers() {
     const CLIENTS: usize = 4;
     const PER_CLIENT: usize = 1200;
-    let port = 57000 + (std::process::id() % 1000) as u16;
+    let port = e2e::free_port();
     let dir = std::env::temp_dir().join(format!("nostr_pg-kill-pg-{}", std::process::id()));
     let dir = dir.to_string_lossy().into_owned();
     let own = OwnCluster { dir: dir.clone(), port };

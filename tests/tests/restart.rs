@@ -39,7 +39,7 @@ impl Drop for OwnCluster {
 
 #[tokio::test]
 async fn gateway_survives_a_postgres_restart() {
-    let port = 56000 + (std::process::id() % 1000) as u16;
+    let port = e2e::free_port();
     let dir = std::env::temp_dir().join(format!("nostr_pg-restart-{}", std::process::id()));
     let dir = dir.to_string_lossy().into_owned();
     let own = OwnCluster { dir: dir.clone(), port };
