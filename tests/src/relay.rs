@@ -102,6 +102,11 @@ impl Client {
         if let Some(v) = self.held.pop_front() {
             return Some(v);
         }
+        self.try_read(wait).await
+    }
+
+    /// The next frame from the socket itself, skipping what is held.
+    async fn try_read(&mut self, wait: Duration) -> Option<Value> {
         loop {
             let msg = tokio::time::timeout(wait, self.ws.next()).await.ok()??.ok()?;
             match msg {
@@ -138,9 +143,20 @@ impl Client {
     /// Publishes an event JSON and returns its `OK` frame.
     pub async fn publish(&mut self, event_json: &str) -> Value {
         self.send_text(&format!(r#"["EVENT",{event_json}]"#)).await;
+        self.wait_for(|f| f[0] == "OK").await
+    }
+
+    /// The first frame (held or new) that `want` accepts; others are held for
+    /// later readers. Held frames are looked at once, so they cannot cycle.
+    async fn wait_for(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.held.iter().position(&want) {
+            if let Some(f) = self.held.remove(i) {
+                return f;
+            }
+        }
         loop {
-            let f = self.recv().await;
-            if f[0] == "OK" {
+            let f = self.try_read(WAIT).await.expect("no frame from relay in time");
+            if want(&f) {
                 return f;
             }
             self.held.push_back(f);
@@ -154,24 +170,18 @@ impl Client {
         self.send(&Value::Array(frame)).await;
         let mut events = Vec::new();
         loop {
-            let f = self.recv().await;
+            let f = self.wait_for(|f| f[1] == sub && matches!(f[0].as_str(), Some("EVENT" | "EOSE" | "CLOSED"))).await;
             match f[0].as_str() {
-                Some("EVENT") if f[1] == sub => events.push(f[2].clone()),
-                Some("EOSE") if f[1] == sub => return Ok(events),
-                Some("CLOSED") if f[1] == sub => return Err(f),
-                _ => self.held.push_back(f),
+                Some("EVENT") => events.push(f[2].clone()),
+                Some("EOSE") => return Ok(events),
+                _ => return Err(f),
             }
         }
     }
 
     /// Waits for the next EVENT frame for `sub`.
     pub async fn next_event(&mut self, sub: &str) -> Value {
-        loop {
-            let f = self.recv().await;
-            if f[0] == "EVENT" && f[1] == sub {
-                return f[2].clone();
-            }
-        }
+        self.wait_for(|f| f[0] == "EVENT" && f[1] == sub).await[2].clone()
     }
 
     pub async fn close(mut self) {
