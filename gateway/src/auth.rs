@@ -35,7 +35,12 @@ pub fn new_challenge() -> String {
         // which still differs per connection; challenges only need uniqueness.
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
         bytes[..8].copy_from_slice(&h.finish().to_le_bytes());
     }
     hex::encode(&bytes)
@@ -67,7 +72,10 @@ pub fn verify(
     if let Some(want) = expected_host {
         let got = host_of(relay);
         if got.as_deref() != Some(want) {
-            return Err(AuthError::RelayMismatch { got: relay.chars().take(200).collect(), want: want.to_owned() });
+            return Err(AuthError::RelayMismatch {
+                got: relay.chars().take(200).collect(),
+                want: want.to_owned(),
+            });
         }
     }
     verifier.verify(&event)?;
@@ -102,11 +110,17 @@ mod tests {
 
     #[test]
     fn hosts_are_compared_leniently() {
-        assert_eq!(host_of("wss://Relay.Example.com:443/path?x").as_deref(), Some("relay.example.com"));
+        assert_eq!(
+            host_of("wss://Relay.Example.com:443/path?x").as_deref(),
+            Some("relay.example.com")
+        );
         assert_eq!(host_of("relay.example.com").as_deref(), Some("relay.example.com"));
         assert_eq!(host_of("ws://127.0.0.1:7777").as_deref(), Some("127.0.0.1"));
         assert_eq!(host_of("ws://[::1]:7777/").as_deref(), Some("::1"));
-        assert_eq!(host_of("wss://user@relay.example.com./").as_deref(), Some("relay.example.com"));
+        assert_eq!(
+            host_of("wss://user@relay.example.com./").as_deref(),
+            Some("relay.example.com")
+        );
         assert_eq!(host_of("wss://"), None);
     }
 
@@ -116,25 +130,47 @@ mod tests {
         let v = Verifier::new();
         let now = 1_700_000_000;
         let host = Some("relay.example.com");
-        let good = auth_event(&keys, now, AUTH_KIND, &[&["relay", "wss://relay.example.com/"], &["challenge", "abc"]]);
+        let good = auth_event(
+            &keys,
+            now,
+            AUTH_KIND,
+            &[&["relay", "wss://relay.example.com/"], &["challenge", "abc"]],
+        );
         let ok = verify(&good, "abc", host, &v, now).map(|e| e.pubkey);
         assert_eq!(ok, Ok(keys.pubkey()));
         assert!(verify(&good, "abc", None, &v, now).is_ok());
 
-        assert_eq!(verify(&good, "abd", host, &v, now).err(), Some(AuthError::ChallengeMismatch));
+        assert_eq!(
+            verify(&good, "abd", host, &v, now).err(),
+            Some(AuthError::ChallengeMismatch)
+        );
         assert_eq!(verify(&good, "abc", host, &v, now + 601).err(), Some(AuthError::Stale));
         assert!(matches!(
             verify(&good, "abc", Some("other.example"), &v, now),
             Err(AuthError::RelayMismatch { .. })
         ));
-        let kind1 = auth_event(&keys, now, 1, &[&["relay", "wss://relay.example.com"], &["challenge", "abc"]]);
+        let kind1 = auth_event(
+            &keys,
+            now,
+            1,
+            &[&["relay", "wss://relay.example.com"], &["challenge", "abc"]],
+        );
         assert_eq!(verify(&kind1, "abc", host, &v, now).err(), Some(AuthError::WrongKind));
         let no_relay = auth_event(&keys, now, AUTH_KIND, &[&["challenge", "abc"]]);
-        assert_eq!(verify(&no_relay, "abc", host, &v, now).err(), Some(AuthError::NoRelayTag));
+        assert_eq!(
+            verify(&no_relay, "abc", host, &v, now).err(),
+            Some(AuthError::NoRelayTag)
+        );
         let no_challenge = auth_event(&keys, now, AUTH_KIND, &[&["relay", "wss://relay.example.com"]]);
-        assert_eq!(verify(&no_challenge, "abc", host, &v, now).err(), Some(AuthError::NoChallenge));
+        assert_eq!(
+            verify(&no_challenge, "abc", host, &v, now).err(),
+            Some(AuthError::NoChallenge)
+        );
         let forged = good.replace("\"content\":\"\"", "\"content\":\"x\"");
-        assert!(matches!(verify(&forged, "abc", host, &v, now), Err(AuthError::Event(EventError::IdMismatch { .. }))));
+        assert!(matches!(
+            verify(&forged, "abc", host, &v, now),
+            Err(AuthError::Event(EventError::IdMismatch { .. }))
+        ));
     }
 
     #[test]

@@ -16,7 +16,10 @@ pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {source}")]
-    Toml { path: PathBuf, source: Box<toml::de::Error> },
+    Toml {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("invalid listen address `{0}` (expected host:port, e.g. 127.0.0.1:7777)")]
     Listen(String),
     #[error("no database URL: pass --database-url, set DATABASE_URL or `database_url` in the config file")]
@@ -28,7 +31,10 @@ pub enum ConfigError {
 /// Command-line flags. Every one is optional so that the file and the
 /// environment can supply it instead.
 #[derive(Debug, Clone, Default, Parser)]
-#[command(name = "gateway", about = "nostr_pg relay gateway: NIP-01 WebSocket endpoint in front of PostgreSQL")]
+#[command(
+    name = "gateway",
+    about = "nostr_pg relay gateway: NIP-01 WebSocket endpoint in front of PostgreSQL"
+)]
 pub struct Cli {
     /// Address to listen on (env NOSTR_PG_LISTEN), e.g. 127.0.0.1:7777; port 0 picks a free port.
     #[arg(long)]
@@ -193,7 +199,11 @@ impl Default for Limits {
 
 impl Default for PublishConfig {
     fn default() -> Self {
-        PublishConfig { batch_max_events: 200, batch_window_us: 1000, max_concurrent_batches: 2 }
+        PublishConfig {
+            batch_max_events: 200,
+            batch_window_us: 1000,
+            max_concurrent_batches: 2,
+        }
     }
 }
 
@@ -244,8 +254,10 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Config::from_toml(&text).map_err(|source| ConfigError::Toml {
             path: path.to_owned(),
             source: Box::new(source),
@@ -258,7 +270,9 @@ impl Config {
 
     /// The listen address as a socket address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen.parse().map_err(|_| ConfigError::Listen(self.listen.clone()))
+        self.listen
+            .parse()
+            .map_err(|_| ConfigError::Listen(self.listen.clone()))
     }
 
     /// Checks what would otherwise fail later, deep inside a task.
@@ -312,8 +326,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -345,7 +358,10 @@ mod tests {
         assert_eq!(c.limits.max_filters, 3);
         assert_eq!(c.limits.max_subscriptions, Limits::default().max_subscriptions);
 
-        let e = env(&[("NOSTR_PG_LISTEN", "127.0.0.1:2000"), ("DATABASE_URL", "postgres://env")]);
+        let e = env(&[
+            ("NOSTR_PG_LISTEN", "127.0.0.1:2000"),
+            ("DATABASE_URL", "postgres://env"),
+        ]);
         let c = Config::resolve(cli(None), e).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.listen, "127.0.0.1:2000");
         assert_eq!(c.database_url, "postgres://env");
@@ -362,15 +378,18 @@ mod tests {
             Config::resolve(Cli::default(), env(&[])),
             Err(ConfigError::NoDatabaseUrl)
         ));
-        let c = Config::resolve(Cli::default(), env(&[("DATABASE_URL", "postgres://x")]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let c =
+            Config::resolve(Cli::default(), env(&[("DATABASE_URL", "postgres://x")])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.listen, "127.0.0.1:7777");
     }
 
     #[test]
     fn rejects_typos_and_bad_values() {
         assert!(Config::from_toml("[limits]\nmax_filter = 3\n").is_err());
-        let mut c = Config { database_url: "postgres://x".into(), ..Config::default() };
+        let mut c = Config {
+            database_url: "postgres://x".into(),
+            ..Config::default()
+        };
         c.limits.max_filters = 0;
         assert!(c.validate().is_err());
         c.limits.max_filters = 1;

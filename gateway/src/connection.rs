@@ -52,10 +52,22 @@ const QUERIES_PER_CONNECTION: usize = 2;
 /// Results coming back from query tasks.
 #[derive(Debug)]
 enum QueryMsg {
-    Stored { sub_id: Arc<str>, generation: u64, id: Option<[u8; 32]>, frame: String },
-    Eose { sub_id: Arc<str>, generation: u64 },
+    Stored {
+        sub_id: Arc<str>,
+        generation: u64,
+        id: Option<[u8; 32]>,
+        frame: String,
+    },
+    Eose {
+        sub_id: Arc<str>,
+        generation: u64,
+    },
     /// Ends the subscription with this frame (CLOSED, or a COUNT answer).
-    Done { sub_id: Arc<str>, generation: u64, frame: String },
+    Done {
+        sub_id: Arc<str>,
+        generation: u64,
+        frame: String,
+    },
 }
 
 /// Why the loop ended.
@@ -134,11 +146,18 @@ pub async fn serve<S>(
     relay.metrics.connections_total.fetch_add(1, Relaxed);
     relay.metrics.connections_open.fetch_add(1, Relaxed);
     let conn_id = relay.next_conn_id();
-    let _registration = Registration { relay: Arc::clone(&relay), conn: conn_id, _slot: slot };
+    let _registration = Registration {
+        relay: Arc::clone(&relay),
+        conn: conn_id,
+        _slot: slot,
+    };
     let (handle, mut live_rx) = ConnHandle::new(conn_id, relay.config.limits.live_queue);
     let (ok_tx, mut ok_rx) = mpsc::unbounded_channel();
     let (query_tx, mut query_rx) = mpsc::channel(QUERY_QUEUE);
-    let auth_host = relay.relay_host.clone().or_else(|| head.header("host").and_then(auth::host_of));
+    let auth_host = relay
+        .relay_host
+        .clone()
+        .or_else(|| head.header("host").and_then(auth::host_of));
     let mut session = Session {
         relay: Arc::clone(&relay),
         handle: Arc::clone(&handle),
@@ -219,13 +238,22 @@ pub async fn serve<S>(
     match end {
         End::ClientGone => {}
         End::Kicked => {
-            let mut bye = vec![protocol::notice(&Prefix::Error.with("connection too slow to keep up with live events; closing"))];
-            bye.extend(session.subs.keys().map(|s| protocol::closed(s, &Prefix::Error.with("connection too slow"))));
+            let mut bye = vec![protocol::notice(
+                &Prefix::Error.with("connection too slow to keep up with live events; closing"),
+            )];
+            bye.extend(
+                session
+                    .subs
+                    .keys()
+                    .map(|s| protocol::closed(s, &Prefix::Error.with("connection too slow"))),
+            );
             goodbye(&mut ws, bye, CloseCode::Policy, "too slow").await;
         }
         End::Oversized => {
             let limit = relay.config.limits.max_message_length;
-            let bye = vec![protocol::notice(&Prefix::Invalid.with(format!("message larger than {limit} bytes")))];
+            let bye = vec![protocol::notice(
+                &Prefix::Invalid.with(format!("message larger than {limit} bytes")),
+            )];
             goodbye(&mut ws, bye, CloseCode::Size, "message too large").await;
         }
         End::Violation(code, why) => {
@@ -243,7 +271,10 @@ pub async fn serve<S>(
             }
             let mut bye = std::mem::take(&mut session.out);
             bye.extend(
-                session.subs.keys().map(|s| protocol::closed(s, &Prefix::Error.with("relay shutting down"))),
+                session
+                    .subs
+                    .keys()
+                    .map(|s| protocol::closed(s, &Prefix::Error.with("relay shutting down"))),
             );
             goodbye(&mut ws, bye, CloseCode::Away, "relay shutting down").await;
         }
@@ -266,7 +297,10 @@ fn violation(e: &tokio_tungstenite::tungstenite::Error) -> Option<(CloseCode, &'
 }
 
 /// Writes every pending frame, then flushes once.
-async fn flush<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, out: &mut Vec<String>) -> Result<(), ()> {
+async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    out: &mut Vec<String>,
+) -> Result<(), ()> {
     if out.is_empty() {
         return Ok(());
     }
@@ -284,8 +318,16 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, o
 }
 
 /// Best effort: last frames, a close frame, and a short wait for the reply.
-async fn goodbye<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, frames: Vec<String>, code: CloseCode, reason: &str) {
-    let close = CloseFrame { code, reason: reason.to_owned().into() };
+async fn goodbye<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    frames: Vec<String>,
+    code: CloseCode,
+    reason: &str,
+) {
+    let close = CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    };
     let bye = async {
         for frame in frames {
             ws.feed(Message::text(frame)).await?;
@@ -347,7 +389,10 @@ impl Session {
     async fn on_event(&mut self, raw: &str) {
         let relay = Arc::clone(&self.relay);
         if relay.config.auth.required && self.authed.is_empty() {
-            return self.refuse_event(raw, Prefix::AuthRequired.with("this relay only accepts events from authenticated users"));
+            return self.refuse_event(
+                raw,
+                Prefix::AuthRequired.with("this relay only accepts events from authenticated users"),
+            );
         }
         let event = match protocol::check_event(raw, &relay.config.limits) {
             Ok(e) => e,
@@ -358,13 +403,23 @@ impl Session {
             }
         };
         if !relay.ip_limiter.check(&self.ip) {
-            return self.refuse_event(raw, Prefix::RateLimited.with("too many events from your address; slow down"));
+            return self.refuse_event(
+                raw,
+                Prefix::RateLimited.with("too many events from your address; slow down"),
+            );
         }
         if !relay.pubkey_limiter.check(&event.pubkey) {
-            return self.refuse_event(raw, Prefix::RateLimited.with("too many events from this pubkey; slow down"));
+            return self.refuse_event(
+                raw,
+                Prefix::RateLimited.with("too many events from this pubkey; slow down"),
+            );
         }
         // NIP-70 needs the author among the authenticated keys; prefer it.
-        let auth = if self.authed.contains(&event.pubkey) { Some(event.pubkey) } else { self.authed.first().copied() };
+        let auth = if self.authed.contains(&event.pubkey) {
+            Some(event.pubkey)
+        } else {
+            self.authed.first().copied()
+        };
         let submission = crate::publisher::Submission {
             raw: raw.to_owned(),
             id: hex::encode(&event.id),
@@ -395,28 +450,37 @@ impl Session {
         // A REQ with an existing id replaces it.
         self.close_sub(&sub_id);
         if relay.config.auth.required && self.authed.is_empty() {
-            return self.out.push(closed(Prefix::AuthRequired.with("this relay only serves authenticated users")));
+            return self.out.push(closed(
+                Prefix::AuthRequired.with("this relay only serves authenticated users"),
+            ));
         }
         if self.subs.len() >= relay.config.limits.max_subscriptions {
             let max = relay.config.limits.max_subscriptions;
-            return self.out.push(closed(Prefix::Error.with(format!("too many open subscriptions (at most {max})"))));
+            return self.out.push(closed(
+                Prefix::Error.with(format!("too many open subscriptions (at most {max})")),
+            ));
         }
         let (filters, json) = match protocol::parse_filters(raw_filters, &sub_id, relay.config.limits.max_limit) {
             Ok(pair) => pair,
             Err(refusal) => return self.out.push(refusal.reply()),
         };
         let allowed = if relay.config.auth.restrict_dm_reads {
-            let asks_restricted = filters
-                .0
-                .iter()
-                .any(|f| f.kinds.as_ref().is_some_and(|k| k.iter().any(|k| RESTRICTED_KINDS.contains(k))));
+            let asks_restricted = filters.0.iter().any(|f| {
+                f.kinds
+                    .as_ref()
+                    .is_some_and(|k| k.iter().any(|k| RESTRICTED_KINDS.contains(k)))
+            });
             if asks_restricted && self.authed.is_empty() {
-                return self.out.push(closed(Prefix::AuthRequired.with("direct messages are only served to their participants")));
+                return self.out.push(closed(
+                    Prefix::AuthRequired.with("direct messages are only served to their participants"),
+                ));
             }
             if is_count && asks_restricted && !count_is_scoped(&filters, &self.authed) {
-                return self.out.push(closed(Prefix::Restricted.with(
-                    "COUNT of direct messages must be limited to your own pubkey (authors or #p)",
-                )));
+                return self
+                    .out
+                    .push(closed(Prefix::Restricted.with(
+                        "COUNT of direct messages must be limited to your own pubkey (authors or #p)",
+                    )));
             }
             Some(self.authed.clone())
         } else {
@@ -428,21 +492,36 @@ impl Session {
         let sub_key: Arc<str> = Arc::from(sub_id.as_str());
         let cancel = Arc::new(CancelSlot::default());
         // COUNT ignores `limit`, so only a filter no event can match skips it.
-        let nothing_matches =
-            filters.0.iter().all(|f| if is_count { f.never_matches() } else { f.is_empty_set() });
+        let nothing_matches = filters
+            .0
+            .iter()
+            .all(|f| if is_count { f.never_matches() } else { f.is_empty_set() });
         let mut sub = if is_count {
             Sub::count(generation, Arc::clone(&cancel))
         } else {
             // Live first, then the stored query: nothing committed in between is lost.
-            relay.index.insert(&self.handle, Arc::clone(&sub_key), filters.clone(), allowed.clone());
+            relay
+                .index
+                .insert(&self.handle, Arc::clone(&sub_key), filters.clone(), allowed.clone());
             Sub::req(generation, filters, Arc::clone(&cancel))
         };
         if nothing_matches {
-            let frame = if is_count { protocol::count(&sub_id, 0) } else { protocol::eose(&sub_id) };
-            let msg = if is_count {
-                QueryMsg::Done { sub_id: Arc::clone(&sub_key), generation, frame }
+            let frame = if is_count {
+                protocol::count(&sub_id, 0)
             } else {
-                QueryMsg::Eose { sub_id: Arc::clone(&sub_key), generation }
+                protocol::eose(&sub_id)
+            };
+            let msg = if is_count {
+                QueryMsg::Done {
+                    sub_id: Arc::clone(&sub_key),
+                    generation,
+                    frame,
+                }
+            } else {
+                QueryMsg::Eose {
+                    sub_id: Arc::clone(&sub_key),
+                    generation,
+                }
             };
             self.subs.insert(Arc::clone(&sub_key), sub);
             self.on_query(msg);
@@ -458,13 +537,22 @@ impl Session {
             cancel,
             allowed,
         };
-        sub.set_task(tokio::spawn(if is_count { task.count_boxed() } else { task.req_boxed() }));
+        sub.set_task(tokio::spawn(if is_count {
+            task.count_boxed()
+        } else {
+            task.req_boxed()
+        }));
         self.subs.insert(sub_key, sub);
     }
 
     fn on_query(&mut self, msg: QueryMsg) {
         match msg {
-            QueryMsg::Stored { sub_id, generation, id, frame } => {
+            QueryMsg::Stored {
+                sub_id,
+                generation,
+                id,
+                frame,
+            } => {
                 if let Some(sub) = self.subs.get_mut(&sub_id).filter(|s| s.generation == generation) {
                     if sub.on_stored(id) {
                         self.out.push(frame);
@@ -480,7 +568,11 @@ impl Session {
                     }
                 }
             }
-            QueryMsg::Done { sub_id, generation, frame } => {
+            QueryMsg::Done {
+                sub_id,
+                generation,
+                frame,
+            } => {
                 if self.subs.get(&sub_id).is_some_and(|s| s.generation == generation) {
                     if let Some(sub) = self.subs.remove(&sub_id) {
                         if !sub.is_count() {
@@ -495,7 +587,9 @@ impl Session {
 
     fn on_live(&mut self, delivery: Delivery) {
         let max = self.relay.config.limits.live_queue;
-        let Some(sub) = self.subs.get_mut(&delivery.sub_id) else { return };
+        let Some(sub) = self.subs.get_mut(&delivery.sub_id) else {
+            return;
+        };
         match sub.on_live(&delivery.event, max, Instant::now()) {
             LiveAction::Send => self.out.push(protocol::event(&delivery.sub_id, &delivery.event.json)),
             LiveAction::Skip | LiveAction::Buffered => {}
@@ -508,7 +602,13 @@ impl Session {
 
     fn on_auth(&mut self, raw: &str) {
         let now = unix_now();
-        match auth::verify(raw, &self.challenge, self.auth_host.as_deref(), &self.relay.verifier, now) {
+        match auth::verify(
+            raw,
+            &self.challenge,
+            self.auth_host.as_deref(),
+            &self.relay.verifier,
+            now,
+        ) {
             Ok(event) => {
                 if !self.authed.contains(&event.pubkey) {
                     self.authed.push(event.pubkey);
@@ -531,15 +631,23 @@ impl Session {
 /// authenticated keys.
 fn count_is_scoped(filters: &Filters, authed: &[[u8; 32]]) -> bool {
     filters.0.iter().all(|f| {
-        let restricted = f.kinds.as_ref().is_some_and(|k| k.iter().any(|k| RESTRICTED_KINDS.contains(k)));
+        let restricted = f
+            .kinds
+            .as_ref()
+            .is_some_and(|k| k.iter().any(|k| RESTRICTED_KINDS.contains(k)));
         if !restricted {
             return true;
         }
-        let by_author = f.authors.as_ref().is_some_and(|a| !a.is_empty() && a.iter().all(|k| authed.contains(k)));
+        let by_author = f
+            .authors
+            .as_ref()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(|k| authed.contains(k)));
         let by_p = f.tags.iter().any(|t| {
             t.name == "p"
                 && !t.values.is_empty()
-                && t.values.iter().all(|v| hex::decode_fixed::<32>(v).is_some_and(|k| authed.contains(&k)))
+                && t.values
+                    .iter()
+                    .all(|v| hex::decode_fixed::<32>(v).is_some_and(|k| authed.contains(&k)))
         });
         by_author || by_p
     })
@@ -584,7 +692,9 @@ impl QueryTask {
     async fn req(self) {
         // Closing the semaphore never happens; a failed acquire only means the
         // connection is going away.
-        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else { return };
+        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
+            return;
+        };
         let started = Instant::now();
         let result = self.relay.db.req(&self.json, &self.cancel).await;
         self.relay.metrics.query_seconds.observe_duration(started.elapsed());
@@ -611,21 +721,30 @@ impl QueryTask {
                 return;
             }
         }
-        let eose = QueryMsg::Eose { sub_id: Arc::clone(&self.sub_id), generation: self.generation };
+        let eose = QueryMsg::Eose {
+            sub_id: Arc::clone(&self.sub_id),
+            generation: self.generation,
+        };
         if self.tx.send(eose).await.is_err() {
             tracing::debug!("connection closed before EOSE");
         }
     }
 
     async fn count(self) {
-        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else { return };
+        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
+            return;
+        };
         let started = Instant::now();
         let result = self.relay.db.count(&self.json, &self.cancel).await;
         self.relay.metrics.query_seconds.observe_duration(started.elapsed());
         match result {
             Ok(n) => {
                 let frame = protocol::count(&self.sub_id, n);
-                let msg = QueryMsg::Done { sub_id: Arc::clone(&self.sub_id), generation: self.generation, frame };
+                let msg = QueryMsg::Done {
+                    sub_id: Arc::clone(&self.sub_id),
+                    generation: self.generation,
+                    frame,
+                };
                 if self.tx.send(msg).await.is_err() {
                     tracing::debug!("connection closed before COUNT");
                 }
@@ -639,7 +758,11 @@ impl QueryTask {
             self.relay.metrics.db_errors.fetch_add(1, Relaxed);
         }
         let frame = protocol::closed(&self.sub_id, &e.reply());
-        let msg = QueryMsg::Done { sub_id: Arc::clone(&self.sub_id), generation: self.generation, frame };
+        let msg = QueryMsg::Done {
+            sub_id: Arc::clone(&self.sub_id),
+            generation: self.generation,
+            frame,
+        };
         if self.tx.send(msg).await.is_err() {
             tracing::debug!("connection closed before CLOSED");
         }
@@ -653,7 +776,10 @@ mod tests {
     #[test]
     fn protocol_violations_get_their_close_codes() {
         use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
-        assert_eq!(violation(&Error::Utf8("x".into())).map(|v| v.0), Some(CloseCode::Invalid));
+        assert_eq!(
+            violation(&Error::Utf8("x".into())).map(|v| v.0),
+            Some(CloseCode::Invalid)
+        );
         let reserved = Error::Protocol(ProtocolError::NonZeroReservedBits);
         assert_eq!(violation(&reserved).map(|v| v.0), Some(CloseCode::Protocol));
         assert_eq!(violation(&Error::ConnectionClosed), None);
@@ -678,8 +804,17 @@ mod tests {
         let f = |s: &str| Filters::parse(s).unwrap_or_default();
         assert!(count_is_scoped(&f(r#"[{"kinds":[1]}]"#), &[me]));
         assert!(!count_is_scoped(&f(r#"[{"kinds":[4]}]"#), &[me]));
-        assert!(count_is_scoped(&f(&format!(r#"[{{"kinds":[4],"authors":["{mine}"]}}]"#)), &[me]));
-        assert!(count_is_scoped(&f(&format!(r##"[{{"kinds":[4],"#p":["{mine}"]}}]"##)), &[me]));
-        assert!(!count_is_scoped(&f(&format!(r##"[{{"kinds":[4],"#p":["{mine}","{other}"]}}]"##)), &[me]));
+        assert!(count_is_scoped(
+            &f(&format!(r#"[{{"kinds":[4],"authors":["{mine}"]}}]"#)),
+            &[me]
+        ));
+        assert!(count_is_scoped(
+            &f(&format!(r##"[{{"kinds":[4],"#p":["{mine}"]}}]"##)),
+            &[me]
+        ));
+        assert!(!count_is_scoped(
+            &f(&format!(r##"[{{"kinds":[4],"#p":["{mine}","{other}"]}}]"##)),
+            &[me]
+        ));
     }
 }

@@ -57,7 +57,10 @@ impl DbError {
             if code == QUERY_CANCELED {
                 return DbError::Canceled;
             }
-            return DbError::Sql { code: code.to_owned(), message: db.message().to_owned() };
+            return DbError::Sql {
+                code: code.to_owned(),
+                message: db.message().to_owned(),
+            };
         }
         DbError::Unavailable(e.to_string())
     }
@@ -96,7 +99,10 @@ pub struct CancelSlot(Mutex<SlotState>);
 impl std::fmt::Debug for CancelSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = lock(&self.0);
-        f.debug_struct("CancelSlot").field("running", &s.token.is_some()).field("cancelled", &s.cancelled).finish()
+        f.debug_struct("CancelSlot")
+            .field("running", &s.token.is_some())
+            .field("cancelled", &s.cancelled)
+            .finish()
     }
 }
 
@@ -186,7 +192,9 @@ impl Drop for Pooled {
 
 impl Pooled {
     fn conn(&mut self) -> Result<&mut Conn, DbError> {
-        self.conn.as_mut().ok_or_else(|| DbError::Unavailable("connection lost".into()))
+        self.conn
+            .as_mut()
+            .ok_or_else(|| DbError::Unavailable("connection lost".into()))
     }
 
     /// Runs a prepared (and per-connection cached) query, marking the
@@ -206,7 +214,11 @@ impl Pooled {
                 s
             }
         };
-        let rows = conn.client.query(&stmt, params).await.map_err(|e| DbError::from_pg(&e))?;
+        let rows = conn
+            .client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| DbError::from_pg(&e))?;
         self.busy = false;
         Ok(rows)
     }
@@ -218,7 +230,8 @@ impl Pooled {
 
 impl Db {
     pub fn new(url: &str, settings: DatabaseConfig) -> Result<Db, DbError> {
-        let pg = tokio_postgres::Config::from_str(url).map_err(|e| DbError::Unavailable(format!("bad database URL: {e}")))?;
+        let pg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| DbError::Unavailable(format!("bad database URL: {e}")))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 pg,
@@ -251,13 +264,23 @@ impl Db {
             match candidate {
                 Some(conn) if conn.client.is_closed() => continue,
                 Some(conn) => {
-                    return Ok(Pooled { conn: Some(conn), inner: Arc::clone(&self.inner), busy: false, _permit: permit })
+                    return Ok(Pooled {
+                        conn: Some(conn),
+                        inner: Arc::clone(&self.inner),
+                        busy: false,
+                        _permit: permit,
+                    })
                 }
                 None => break,
             }
         }
         let conn = self.connect().await?;
-        Ok(Pooled { conn: Some(conn), inner: Arc::clone(&self.inner), busy: false, _permit: permit })
+        Ok(Pooled {
+            conn: Some(conn),
+            inner: Arc::clone(&self.inner),
+            busy: false,
+            _permit: permit,
+        })
     }
 
     async fn connect(&self) -> Result<Conn, DbError> {
@@ -270,7 +293,10 @@ impl Db {
         match self.open().await {
             Ok(client) => {
                 *lock(&self.inner.backoff) = Backoff::default();
-                Ok(Conn { client, statements: HashMap::new() })
+                Ok(Conn {
+                    client,
+                    statements: HashMap::new(),
+                })
             }
             Err(e) => {
                 let mut b = lock(&self.inner.backoff);
@@ -286,11 +312,12 @@ impl Db {
 
     /// Opens one configured session (statement timeout, application name).
     async fn open(&self) -> Result<Client, DbError> {
-        let (client, connection) = match tokio::time::timeout(self.connect_timeout(), self.inner.pg.connect(NoTls)).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(DbError::from_pg(&e)),
-            Err(_) => return Err(DbError::Unavailable("connect timed out".into())),
-        };
+        let (client, connection) =
+            match tokio::time::timeout(self.connect_timeout(), self.inner.pg.connect(NoTls)).await {
+                Ok(Ok(pair)) => pair,
+                Ok(Err(e)) => return Err(DbError::from_pg(&e)),
+                Err(_) => return Err(DbError::Unavailable("connect timed out".into())),
+            };
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("database connection ended: {e}");
@@ -323,13 +350,19 @@ impl Db {
     /// `nostr.req_json`: stored events in REQ order. The cancel token is
     /// published to `slot` before the statement starts.
     pub async fn req(&self, filters_json: &str, slot: &CancelSlot) -> Result<Vec<String>, DbError> {
-        self.read_retrying(REQ, filters_json, slot).await?.iter().map(text0).collect()
+        self.read_retrying(REQ, filters_json, slot)
+            .await?
+            .iter()
+            .map(text0)
+            .collect()
     }
 
     /// `nostr.count` (NIP-45).
     pub async fn count(&self, filters_json: &str, slot: &CancelSlot) -> Result<i64, DbError> {
         let rows = self.read_retrying(COUNT, filters_json, slot).await?;
-        let row = rows.first().ok_or_else(|| DbError::Protocol("count returned no row".into()))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| DbError::Protocol("count returned no row".into()))?;
         Ok(row.try_get::<_, Option<i64>>(0).map_err(proto)?.unwrap_or(0))
     }
 
@@ -351,7 +384,12 @@ impl Db {
 
     /// Reads are idempotent, so a dead pooled connection (the database
     /// restarted since it was last used) gets one retry on a fresh one.
-    async fn read_retrying(&self, sql: &'static str, arg: &str, slot: &CancelSlot) -> Result<Vec<tokio_postgres::Row>, DbError> {
+    async fn read_retrying(
+        &self,
+        sql: &'static str,
+        arg: &str,
+        slot: &CancelSlot,
+    ) -> Result<Vec<tokio_postgres::Row>, DbError> {
         let mut attempt = 0;
         loop {
             let result = async {
@@ -380,7 +418,10 @@ impl Db {
         let mut conn = self.get().await?;
         conn.busy = true;
         let client = &conn.conn()?.client;
-        client.simple_query("SELECT 1").await.map_err(|e| DbError::from_pg(&e))?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| DbError::from_pg(&e))?;
         conn.busy = false;
         Ok(())
     }
@@ -391,7 +432,9 @@ fn proto(e: tokio_postgres::Error) -> DbError {
 }
 
 fn text0(row: &tokio_postgres::Row) -> Result<String, DbError> {
-    row.try_get::<_, Option<String>>(0).map_err(proto)?.ok_or_else(|| DbError::Protocol("NULL event".into()))
+    row.try_get::<_, Option<String>>(0)
+        .map_err(proto)?
+        .ok_or_else(|| DbError::Protocol("NULL event".into()))
 }
 
 #[cfg(test)]
@@ -400,12 +443,20 @@ mod tests {
 
     #[test]
     fn errors_map_to_prefixes() {
-        let invalid = DbError::Sql { code: INVALID_PARAMETER.into(), message: "bad filter".into() };
+        let invalid = DbError::Sql {
+            code: INVALID_PARAMETER.into(),
+            message: "bad filter".into(),
+        };
         assert_eq!(invalid.reply(), "invalid: bad filter");
-        let other = DbError::Sql { code: "XX000".into(), message: "boom".into() };
+        let other = DbError::Sql {
+            code: "XX000".into(),
+            message: "boom".into(),
+        };
         assert_eq!(other.reply(), "error: boom");
         assert_eq!(DbError::Canceled.reply(), "error: query canceled or timed out");
-        assert!(DbError::Unavailable("down".into()).reply().starts_with("error: database unavailable"));
+        assert!(DbError::Unavailable("down".into())
+            .reply()
+            .starts_with("error: database unavailable"));
         assert!(DbError::Unavailable("x".into()).is_connection());
         assert!(!DbError::Busy.is_connection());
     }
@@ -419,12 +470,18 @@ mod tests {
     #[tokio::test]
     async fn unreachable_database_fails_fast_with_backoff() {
         // Port 1 on localhost refuses at once.
-        let settings = DatabaseConfig { connect_timeout_ms: 500, ..DatabaseConfig::default() };
+        let settings = DatabaseConfig {
+            connect_timeout_ms: 500,
+            ..DatabaseConfig::default()
+        };
         let db = Db::new("postgres://nobody@127.0.0.1:1/x", settings).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(db.ping().await, Err(DbError::Unavailable(_))));
         let t = Instant::now();
         let second = db.ping().await;
-        assert!(matches!(&second, Err(DbError::Unavailable(m)) if m.starts_with("reconnecting")), "{second:?}");
+        assert!(
+            matches!(&second, Err(DbError::Unavailable(m)) if m.starts_with("reconnecting")),
+            "{second:?}"
+        );
         assert!(t.elapsed() < Duration::from_millis(50));
     }
 }

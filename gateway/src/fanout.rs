@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -61,7 +61,15 @@ pub struct ConnHandle {
 impl ConnHandle {
     pub fn new(id: ConnId, capacity: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Delivery>) {
         let (live, rx) = mpsc::channel(capacity.max(1));
-        (Arc::new(ConnHandle { id, live, kicked: AtomicBool::new(false), kick: Notify::new() }), rx)
+        (
+            Arc::new(ConnHandle {
+                id,
+                live,
+                kicked: AtomicBool::new(false),
+                kick: Notify::new(),
+            }),
+            rx,
+        )
     }
 
     /// Marks the connection as too slow; its task closes it.
@@ -166,7 +174,12 @@ impl SubIndex {
     /// to events involving those pubkeys.
     pub fn insert(&self, conn: &Arc<ConnHandle>, sub_id: Arc<str>, filters: Filters, allowed: Option<Vec<[u8; 32]>>) {
         // `never_matches`, not `is_empty_set`: a `limit: 0` filter wants live events.
-        let mut keys: Vec<IndexKey> = filters.0.iter().filter(|f| !f.never_matches()).flat_map(keys_of).collect();
+        let mut keys: Vec<IndexKey> = filters
+            .0
+            .iter()
+            .filter(|f| !f.never_matches())
+            .flat_map(keys_of)
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         let key: SubKey = (conn.id, sub_id);
@@ -176,7 +189,15 @@ impl SubIndex {
             inner.postings.entry(k.clone()).or_default().insert(key.clone());
         }
         inner.by_conn.entry(conn.id).or_default().insert(Arc::clone(&key.1));
-        inner.subs.insert(key, Entry { filters, conn: Arc::clone(conn), keys, allowed });
+        inner.subs.insert(
+            key,
+            Entry {
+                filters,
+                conn: Arc::clone(conn),
+                keys,
+                allowed,
+            },
+        );
     }
 
     pub fn remove(&self, conn: ConnId, sub_id: &str) {
@@ -234,7 +255,10 @@ impl SubIndex {
     /// Queues `event` to every matching subscription; kicks full queues.
     pub fn dispatch(&self, event: &Arc<LiveEvent>, metrics: &Metrics) {
         for (conn, sub_id) in self.matching(&event.event) {
-            match conn.live.try_send(Delivery { sub_id, event: Arc::clone(event) }) {
+            match conn.live.try_send(Delivery {
+                sub_id,
+                event: Arc::clone(event),
+            }) {
                 Ok(()) => {
                     metrics.live_events_sent.fetch_add(1, Relaxed);
                 }
@@ -280,7 +304,11 @@ pub struct RecentIds {
 
 impl RecentIds {
     pub fn new(capacity: usize) -> RecentIds {
-        RecentIds { set: HashSet::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+        RecentIds {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Records `id`; false if it was already there.
@@ -361,7 +389,10 @@ struct Lost {
 }
 
 fn lost(reason: impl ToString) -> Lost {
-    Lost { was_listening: false, reason: reason.to_string() }
+    Lost {
+        was_listening: false,
+        reason: reason.to_string(),
+    }
 }
 
 /// One LISTEN session: returns Ok on shutdown, Err when the connection fails.
@@ -407,7 +438,10 @@ async fn listen_once(
             _ = crate::server::stopped(shutdown) => return Ok(()),
         };
         let Some(first) = first else {
-            return Err(Lost { was_listening: true, reason: "connection closed".into() });
+            return Err(Lost {
+                was_listening: true,
+                reason: "connection closed".into(),
+            });
         };
         let received = Instant::now();
         let mut payloads = vec![first];

@@ -10,11 +10,18 @@ fn filters(json: &str) -> Filters {
 }
 
 fn live(event: Event) -> Arc<LiveEvent> {
-    Arc::new(LiveEvent { json: event.canonical_json(), event })
+    Arc::new(LiveEvent {
+        json: event.canonical_json(),
+        event,
+    })
 }
 
 fn subs_of(index: &SubIndex, event: &Event) -> Vec<(ConnId, String)> {
-    let mut v: Vec<_> = index.matching(event).into_iter().map(|(c, s)| (c.id, s.to_string())).collect();
+    let mut v: Vec<_> = index
+        .matching(event)
+        .into_iter()
+        .map(|(c, s)| (c.id, s.to_string()))
+        .collect();
     v.sort();
     v
 }
@@ -30,8 +37,18 @@ fn index_finds_subscriptions_by_every_field() {
     let id = hex::encode(note.id);
     let a = hex::encode(alice.pubkey());
     index.insert(&c1, "by-id".into(), filters(&format!(r#"[{{"ids":["{id}"]}}]"#)), None);
-    index.insert(&c1, "by-author".into(), filters(&format!(r#"[{{"authors":["{a}"],"kinds":[1]}}]"#)), None);
-    index.insert(&c1, "by-kind".into(), filters(r#"[{"kinds":[7]},{"kinds":[1],"since":50}]"#), None);
+    index.insert(
+        &c1,
+        "by-author".into(),
+        filters(&format!(r#"[{{"authors":["{a}"],"kinds":[1]}}]"#)),
+        None,
+    );
+    index.insert(
+        &c1,
+        "by-kind".into(),
+        filters(r#"[{"kinds":[7]},{"kinds":[1],"since":50}]"#),
+        None,
+    );
     index.insert(&c2, "by-tag".into(), filters(r##"[{"#t":["nostr"]}]"##), None);
     index.insert(&c2, "all".into(), filters(r#"[{}]"#), None);
     index.insert(&c2, "too-late".into(), filters(r#"[{"since":200}]"#), None);
@@ -40,7 +57,13 @@ fn index_finds_subscriptions_by_every_field() {
     let expect = |v: &[(ConnId, &str)]| v.iter().map(|(c, s)| (*c, (*s).to_owned())).collect::<Vec<_>>();
     assert_eq!(
         subs_of(&index, &note),
-        expect(&[(1, "by-author"), (1, "by-id"), (1, "by-kind"), (2, "all"), (2, "by-tag")])
+        expect(&[
+            (1, "by-author"),
+            (1, "by-id"),
+            (1, "by-kind"),
+            (2, "all"),
+            (2, "by-tag")
+        ])
     );
     let other = bob.sign(100, 1, vec![], "x");
     assert_eq!(subs_of(&index, &other), expect(&[(1, "by-kind"), (2, "all")]));
@@ -63,7 +86,10 @@ fn limit_zero_subscriptions_get_live_events() {
     let index = SubIndex::new();
     index.insert(&c, "live-only".into(), filters(r#"[{"kinds":[1],"limit":0}]"#), None);
     index.insert(&c, "never".into(), filters(r#"[{"since":5,"until":4}]"#), None);
-    assert_eq!(subs_of(&index, &keys.sign(4, 1, vec![], "")), vec![(1, "live-only".to_owned())]);
+    assert_eq!(
+        subs_of(&index, &keys.sign(4, 1, vec![], "")),
+        vec![(1, "live-only".to_owned())]
+    );
 }
 
 #[test]
@@ -86,7 +112,12 @@ fn restricted_kinds_reach_only_involved_pubkeys() {
     let dm = alice.sign(1, 4, tags(&[&["p", &hex::encode(bob.pubkey())]]), "secret");
     let (c, _r) = conn(1, 8);
     let index = SubIndex::new();
-    index.insert(&c, "bob".into(), filters(r#"[{"kinds":[4]}]"#), Some(vec![bob.pubkey()]));
+    index.insert(
+        &c,
+        "bob".into(),
+        filters(r#"[{"kinds":[4]}]"#),
+        Some(vec![bob.pubkey()]),
+    );
     index.insert(&c, "carol".into(), filters(r#"[{}]"#), Some(vec![carol.pubkey()]));
     index.insert(&c, "anon".into(), filters(r#"[{}]"#), Some(vec![]));
     index.insert(&c, "open".into(), filters(r#"[{}]"#), None);
@@ -132,7 +163,13 @@ fn payloads_and_ranges() {
     assert_eq!(parse_range("9:5"), None);
     assert_eq!(parse_range("x:5"), None);
     assert_eq!(parse_range("5"), None);
-    assert_eq!(merge_ranges(vec![(10, 20), (1, 5), (15, 30), (1000, 1001)]), vec![(1, 30), (1000, 1001)]);
-    assert_eq!(merge_ranges(vec![(1, 1), (100_000, 100_001)]), vec![(1, 1), (100_000, 100_001)]);
+    assert_eq!(
+        merge_ranges(vec![(10, 20), (1, 5), (15, 30), (1000, 1001)]),
+        vec![(1, 30), (1000, 1001)]
+    );
+    assert_eq!(
+        merge_ranges(vec![(1, 1), (100_000, 100_001)]),
+        vec![(1, 1), (100_000, 100_001)]
+    );
     assert_eq!(merge_ranges(vec![]), vec![]);
 }

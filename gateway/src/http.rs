@@ -46,7 +46,10 @@ pub struct RequestHead {
 impl RequestHead {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     fn header_has_token(&self, name: &str, token: &str) -> bool {
@@ -62,7 +65,8 @@ impl RequestHead {
     }
 
     pub fn wants_nip11(&self) -> bool {
-        self.header("accept").is_some_and(|a| a.to_ascii_lowercase().contains("application/nostr+json"))
+        self.header("accept")
+            .is_some_and(|a| a.to_ascii_lowercase().contains("application/nostr+json"))
     }
 }
 
@@ -88,7 +92,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
 
 /// Reads until a complete head; returns it with every byte read, so the
 /// WebSocket handshake can read the same request again.
-pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, timeout: Duration) -> Result<(RequestHead, Vec<u8>), HttpError> {
+pub async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    timeout: Duration,
+) -> Result<(RequestHead, Vec<u8>), HttpError> {
     let read = async {
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 2048];
@@ -103,7 +110,9 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, timeout: Duration) 
             }
         }
     };
-    tokio::time::timeout(timeout, read).await.map_err(|_| HttpError::Timeout)?
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| HttpError::Timeout)?
 }
 
 /// A stream that first yields bytes already read from it.
@@ -180,7 +189,11 @@ pub fn relay_info(config: &Config) -> Value {
         },
     });
     if let Some(obj) = doc.as_object_mut() {
-        for (key, value) in [("pubkey", &info.pubkey), ("contact", &info.contact), ("icon", &info.icon)] {
+        for (key, value) in [
+            ("pubkey", &info.pubkey),
+            ("contact", &info.contact),
+            ("icon", &info.icon),
+        ] {
             if !value.is_empty() {
                 obj.insert(key.to_owned(), Value::String(value.clone()));
             }
@@ -198,7 +211,11 @@ pub struct Response {
 
 impl Response {
     fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
-        Response { status, content_type, body: body.into() }
+        Response {
+            status,
+            content_type,
+            body: body.into(),
+        }
     }
 
     fn reason(&self) -> &'static str {
@@ -238,13 +255,11 @@ pub async fn respond(head: &RequestHead, info: &str, db: &Db, metrics: &Metrics)
     let path = head.path.split('?').next().unwrap_or("/");
     match (head.method.as_str(), path) {
         ("OPTIONS", _) => Response::new(204, "text/plain", ""),
-        ("GET" | "HEAD", "/health") => {
-            match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
-                Ok(Ok(())) => Response::new(200, "text/plain", "ok\n"),
-                Ok(Err(e)) => Response::new(503, "text/plain", format!("unavailable: {e}\n")),
-                Err(_) => Response::new(503, "text/plain", "unavailable: database did not answer in time\n"),
-            }
-        }
+        ("GET" | "HEAD", "/health") => match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
+            Ok(Ok(())) => Response::new(200, "text/plain", "ok\n"),
+            Ok(Err(e)) => Response::new(503, "text/plain", format!("unavailable: {e}\n")),
+            Err(_) => Response::new(503, "text/plain", "unavailable: database did not answer in time\n"),
+        },
         ("GET" | "HEAD", "/metrics") => Response::new(200, "text/plain; version=0.0.4", metrics.render()),
         ("GET" | "HEAD", _) if head.wants_nip11() => Response::new(200, "application/nostr+json", info),
         ("GET" | "HEAD", "/") => Response::new(
@@ -258,7 +273,11 @@ pub async fn respond(head: &RequestHead, info: &str, db: &Db, metrics: &Metrics)
 }
 
 /// Writes a response and closes the write side.
-pub async fn write_response<S: AsyncWrite + Unpin>(stream: &mut S, response: &Response, head_only: bool) -> std::io::Result<()> {
+pub async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response,
+    head_only: bool,
+) -> std::io::Result<()> {
     stream.write_all(&response.to_bytes(head_only)).await?;
     stream.shutdown().await
 }
@@ -277,7 +296,8 @@ mod tests {
 
     #[test]
     fn parses_heads_and_classifies_them() {
-        let raw = b"GET / HTTP/1.1\r\nHost: relay.test\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+        let raw =
+            b"GET / HTTP/1.1\r\nHost: relay.test\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
         let head = parse_head(raw).ok().flatten().unwrap_or_default();
         assert_eq!(head.method, "GET");
         assert!(head.is_websocket_upgrade());
@@ -288,7 +308,10 @@ mod tests {
         assert!(head.wants_nip11() && !head.is_websocket_upgrade());
 
         assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None)));
-        assert!(matches!(parse_head(b"\x00\x01garbage\r\n\r\n"), Err(HttpError::Malformed(_))));
+        assert!(matches!(
+            parse_head(b"\x00\x01garbage\r\n\r\n"),
+            Err(HttpError::Malformed(_))
+        ));
         let huge = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; MAX_HEAD]].concat();
         assert!(matches!(parse_head(&huge), Err(HttpError::TooLarge)));
     }

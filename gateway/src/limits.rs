@@ -19,7 +19,10 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn full(burst: f64, now: Instant) -> TokenBucket {
-        TokenBucket { tokens: burst, last: now }
+        TokenBucket {
+            tokens: burst,
+            last: now,
+        }
     }
 
     /// Takes one token if there is one.
@@ -60,7 +63,11 @@ const PRUNE_AT: usize = 4096;
 
 impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
     pub fn new(rate: f64, burst: f64) -> KeyedLimiter<K> {
-        KeyedLimiter { rate, burst, buckets: Mutex::new(HashMap::new()) }
+        KeyedLimiter {
+            rate,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn check(&self, key: &K) -> bool {
@@ -118,7 +125,11 @@ pub struct ConnectionSlot {
 
 impl ConnectionCounter {
     pub fn new(max_total: usize, max_per_ip: usize) -> ConnectionCounter {
-        ConnectionCounter { max_total, max_per_ip, state: Mutex::new(Counts::default()) }
+        ConnectionCounter {
+            max_total,
+            max_per_ip,
+            state: Mutex::new(Counts::default()),
+        }
     }
 
     pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, ConnectionRefusal> {
@@ -132,7 +143,10 @@ impl ConnectionCounter {
         }
         *n += 1;
         state.total += 1;
-        Ok(ConnectionSlot { counter: Arc::clone(self), ip })
+        Ok(ConnectionSlot {
+            counter: Arc::clone(self),
+            ip,
+        })
     }
 
     pub fn total(&self) -> usize {
@@ -178,7 +192,10 @@ mod tests {
         assert!(limiter.check_at(&k, t0));
         assert!(!limiter.check_at(&k, t0), "burst exhausted");
         assert!(!limiter.check_at(&k, t0 + Duration::from_millis(400)));
-        assert!(limiter.check_at(&k, t0 + Duration::from_millis(500)), "one token after 0.5 s at 2/s");
+        assert!(
+            limiter.check_at(&k, t0 + Duration::from_millis(500)),
+            "one token after 0.5 s at 2/s"
+        );
         assert!(!limiter.check_at(&k, t0 + Duration::from_millis(500)));
         // Refill is capped at the burst size.
         let later = t0 + Duration::from_secs(100);
@@ -218,7 +235,10 @@ mod tests {
         assert_eq!(counter.acquire(b).err(), Some(ConnectionRefusal::TooManyTotal));
         drop(s1);
         assert_eq!(counter.from_ip(a), 1);
-        assert!(counter.acquire(b).is_ok(), "slot released, and the temporary is dropped again");
+        assert!(
+            counter.acquire(b).is_ok(),
+            "slot released, and the temporary is dropped again"
+        );
         drop((s2, s3));
         assert_eq!(counter.total(), 0);
         assert_eq!(counter.from_ip(a), 0);

@@ -61,14 +61,43 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        gauge(&mut out, "nostr_gateway_connections", "Open WebSocket connections", self.connections_open.load(Relaxed));
-        counter(&mut out, "nostr_gateway_connections_total", "Accepted WebSocket connections", &self.connections_total);
-        counter(&mut out, "nostr_gateway_connections_refused_total", "Connections refused by caps", &self.connections_refused);
-        header(&mut out, "nostr_gateway_messages_total", "Client messages by verb", "counter");
+        gauge(
+            &mut out,
+            "nostr_gateway_connections",
+            "Open WebSocket connections",
+            self.connections_open.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_connections_total",
+            "Accepted WebSocket connections",
+            &self.connections_total,
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_connections_refused_total",
+            "Connections refused by caps",
+            &self.connections_refused,
+        );
+        header(
+            &mut out,
+            "nostr_gateway_messages_total",
+            "Client messages by verb",
+            "counter",
+        );
         for (verb, c) in VERBS.iter().zip(&self.messages) {
-            let _ = writeln!(out, "nostr_gateway_messages_total{{verb=\"{verb}\"}} {}", c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "nostr_gateway_messages_total{{verb=\"{verb}\"}} {}",
+                c.load(Relaxed)
+            );
         }
-        header(&mut out, "nostr_gateway_events_total", "Answered EVENTs by result and reason prefix", "counter");
+        header(
+            &mut out,
+            "nostr_gateway_events_total",
+            "Answered EVENTs by result and reason prefix",
+            "counter",
+        );
         let _ = writeln!(
             out,
             "nostr_gateway_events_total{{result=\"accepted\",reason=\"\"}} {}",
@@ -82,13 +111,42 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
-        counter(&mut out, "nostr_gateway_live_events_sent_total", "Live events queued to subscribers", &self.live_events_sent);
-        counter(&mut out, "nostr_gateway_slow_clients_dropped_total", "Clients disconnected for a full live queue", &self.slow_clients_dropped);
-        counter(&mut out, "nostr_gateway_db_errors_total", "Database calls that failed", &self.db_errors);
-        counter(&mut out, "nostr_gateway_listen_reconnects_total", "LISTEN connection (re)establishments", &self.listen_reconnects);
-        self.query_seconds.render(&mut out, "nostr_gateway_query_seconds", "REQ and COUNT database time");
-        self.publish_seconds.render(&mut out, "nostr_gateway_publish_seconds", "publish_batch round trip, per batch");
-        self.publish_batch_size.render(&mut out, "nostr_gateway_publish_batch_size", "Events per publish_batch call");
+        counter(
+            &mut out,
+            "nostr_gateway_live_events_sent_total",
+            "Live events queued to subscribers",
+            &self.live_events_sent,
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_slow_clients_dropped_total",
+            "Clients disconnected for a full live queue",
+            &self.slow_clients_dropped,
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_db_errors_total",
+            "Database calls that failed",
+            &self.db_errors,
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_listen_reconnects_total",
+            "LISTEN connection (re)establishments",
+            &self.listen_reconnects,
+        );
+        self.query_seconds
+            .render(&mut out, "nostr_gateway_query_seconds", "REQ and COUNT database time");
+        self.publish_seconds.render(
+            &mut out,
+            "nostr_gateway_publish_seconds",
+            "publish_batch round trip, per batch",
+        );
+        self.publish_batch_size.render(
+            &mut out,
+            "nostr_gateway_publish_batch_size",
+            "Events per publish_batch call",
+        );
         self.fanout_lag_seconds.render(
             &mut out,
             "nostr_gateway_fanout_lag_seconds",
@@ -113,7 +171,9 @@ fn gauge(out: &mut String, name: &str, help: &str, v: i64) {
 }
 
 /// Seconds buckets from half a millisecond to ten seconds.
-const SECONDS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const SECONDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// A cumulative histogram with fixed upper bounds.
 #[derive(Debug)]
@@ -141,7 +201,11 @@ impl Histogram {
     }
 
     pub fn observe(&self, value: f64) {
-        let i = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len());
         if let Some(c) = self.counts.get(i) {
             c.fetch_add(1, Relaxed);
         }

@@ -81,7 +81,10 @@ pub struct Refusal {
 
 impl Refusal {
     fn notice(error: FrameError) -> Refusal {
-        Refusal { error, target: Target::Notice }
+        Refusal {
+            error,
+            target: Target::Notice,
+        }
     }
 
     /// The frame that answers this refusal.
@@ -100,11 +103,19 @@ impl Refusal {
 /// `"id"` key followed by a complete 64-hex string. Only used to address the
 /// `OK false` answer; nothing else is trusted from such a frame.
 fn malformed_event_id(text: &str) -> Option<String> {
-    let rest = text.trim_start().strip_prefix('[')?.trim_start().strip_prefix("\"EVENT\"")?;
+    let rest = text
+        .trim_start()
+        .strip_prefix('[')?
+        .trim_start()
+        .strip_prefix("\"EVENT\"")?;
     let mut from = 0;
     while let Some(at) = rest.get(from..)?.find("\"id\"") {
         let after = rest.get(from + at + 4..)?.trim_start();
-        if let Some(value) = after.strip_prefix(':').map(str::trim_start).and_then(|v| v.strip_prefix('"')) {
+        if let Some(value) = after
+            .strip_prefix(':')
+            .map(str::trim_start)
+            .and_then(|v| v.strip_prefix('"'))
+        {
             let id = value.get(..64)?;
             let closed = value.get(64..65) == Some("\"");
             if closed && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -124,7 +135,10 @@ pub fn parse_frame<'a>(text: &'a str, limits: &Limits) -> Result<ClientMessage<'
             // A client waits for the OK of the event it sent: answer it by id
             // when one can still be read from the broken frame.
             let target = malformed_event_id(text).map_or(Target::Notice, Target::Ok);
-            return Err(Refusal { error: FrameError::Json(e.to_string()), target });
+            return Err(Refusal {
+                error: FrameError::Json(e.to_string()),
+                target,
+            });
         }
         Err(_) => return Err(Refusal::notice(FrameError::NotArray)),
     };
@@ -140,29 +154,47 @@ pub fn parse_frame<'a>(text: &'a str, limits: &Limits) -> Result<ClientMessage<'
         "EVENT" => match rest {
             [event] => Ok(ClientMessage::Event { raw: event.get() }),
             _ => Err(Refusal {
-                error: FrameError::Shape { verb: "EVENT", shape: "<event object>" },
-                target: rest.first().and_then(|e| event_id_of(e.get())).map_or(Target::Notice, Target::Ok),
+                error: FrameError::Shape {
+                    verb: "EVENT",
+                    shape: "<event object>",
+                },
+                target: rest
+                    .first()
+                    .and_then(|e| event_id_of(e.get()))
+                    .map_or(Target::Notice, Target::Ok),
             }),
         },
         "AUTH" => match rest {
             [event] => Ok(ClientMessage::Auth { raw: event.get() }),
-            _ => Err(Refusal::notice(FrameError::Shape { verb: "AUTH", shape: "<event object>" })),
+            _ => Err(Refusal::notice(FrameError::Shape {
+                verb: "AUTH",
+                shape: "<event object>",
+            })),
         },
         "REQ" | "COUNT" => {
             let verb: &'static str = if verb == "REQ" { "REQ" } else { "COUNT" };
             let (sub, filters) = match rest.split_first() {
                 Some(split) => split,
                 None => {
-                    return Err(Refusal::notice(FrameError::Shape { verb, shape: "<sub id>, <filter>..." }))
+                    return Err(Refusal::notice(FrameError::Shape {
+                        verb,
+                        shape: "<sub id>, <filter>...",
+                    }))
                 }
             };
             let sub_id = sub_id(sub, limits)?;
             if filters.is_empty() {
-                return Err(Refusal { error: FrameError::NoFilters { verb }, target: Target::Closed(sub_id) });
+                return Err(Refusal {
+                    error: FrameError::NoFilters { verb },
+                    target: Target::Closed(sub_id),
+                });
             }
             if filters.len() > limits.max_filters {
                 return Err(Refusal {
-                    error: FrameError::TooManyFilters { got: filters.len(), max: limits.max_filters },
+                    error: FrameError::TooManyFilters {
+                        got: filters.len(),
+                        max: limits.max_filters,
+                    },
                     target: Target::Closed(sub_id),
                 });
             }
@@ -174,8 +206,13 @@ pub fn parse_frame<'a>(text: &'a str, limits: &Limits) -> Result<ClientMessage<'
             })
         }
         "CLOSE" => match rest {
-            [sub] => Ok(ClientMessage::Close { sub_id: sub_id(sub, limits)? }),
-            _ => Err(Refusal::notice(FrameError::Shape { verb: "CLOSE", shape: "<sub id>" })),
+            [sub] => Ok(ClientMessage::Close {
+                sub_id: sub_id(sub, limits)?,
+            }),
+            _ => Err(Refusal::notice(FrameError::Shape {
+                verb: "CLOSE",
+                shape: "<sub id>",
+            })),
         },
         other => {
             let mut shown: String = other.chars().take(32).collect();
@@ -194,9 +231,10 @@ fn sub_id(raw: &RawValue, limits: &Limits) -> Result<String, Refusal> {
     let max = limits.max_subid_length;
     match serde_json::from_str::<String>(raw.get()) {
         Ok(s) if !s.is_empty() && s.chars().count() <= max => Ok(s),
-        Ok(s) if !s.is_empty() && s.len() <= 1024 => {
-            Err(Refusal { error: FrameError::SubId { max }, target: Target::Closed(s) })
-        }
+        Ok(s) if !s.is_empty() && s.len() <= 1024 => Err(Refusal {
+            error: FrameError::SubId { max },
+            target: Target::Closed(s),
+        }),
         _ => Err(Refusal::notice(FrameError::SubId { max })),
     }
 }
@@ -207,7 +245,10 @@ pub fn event_id_of(raw: &str) -> Option<String> {
     struct IdOnly {
         id: String,
     }
-    serde_json::from_str::<IdOnly>(raw).ok().map(|x| x.id).filter(|id| id.len() <= 128)
+    serde_json::from_str::<IdOnly>(raw)
+        .ok()
+        .map(|x| x.id)
+        .filter(|id| id.len() <= 128)
 }
 
 /// Shape checks on an EVENT before it joins a batch: size, structure (through
@@ -216,17 +257,29 @@ pub fn event_id_of(raw: &str) -> Option<String> {
 /// anyway; doing it here too would double the cost.
 pub fn check_event(raw: &str, limits: &Limits) -> Result<Event, Refusal> {
     let target = || event_id_of(raw).map_or(Target::Notice, Target::Ok);
-    let refuse = |error: FrameError| Refusal { error, target: target() };
+    let refuse = |error: FrameError| Refusal {
+        error,
+        target: target(),
+    };
     if raw.len() > limits.max_event_size {
-        return Err(refuse(FrameError::EventTooLarge { got: raw.len(), max: limits.max_event_size }));
+        return Err(refuse(FrameError::EventTooLarge {
+            got: raw.len(),
+            max: limits.max_event_size,
+        }));
     }
     let event = Event::parse(raw).map_err(|e| refuse(FrameError::Event(e)))?;
     if event.tags.len() > limits.max_event_tags {
-        return Err(refuse(FrameError::TooManyTags { got: event.tags.len(), max: limits.max_event_tags }));
+        return Err(refuse(FrameError::TooManyTags {
+            got: event.tags.len(),
+            max: limits.max_event_tags,
+        }));
     }
     let chars = event.content.chars().count();
     if chars > limits.max_content_length {
-        return Err(refuse(FrameError::ContentTooLong { got: chars, max: limits.max_content_length }));
+        return Err(refuse(FrameError::ContentTooLong {
+            got: chars,
+            max: limits.max_content_length,
+        }));
     }
     Ok(event)
 }
@@ -242,7 +295,10 @@ pub fn parse_filters(raw: &[&RawValue], sub_id: &str, max_limit: u64) -> Result<
     let mut parsed = Vec::with_capacity(raw.len());
     let mut json = String::from("[");
     for (i, f) in raw.iter().enumerate() {
-        let refuse = |error: FrameError| Refusal { error, target: Target::Closed(sub_id.to_owned()) };
+        let refuse = |error: FrameError| Refusal {
+            error,
+            target: Target::Closed(sub_id.to_owned()),
+        };
         let mut value: Value = serde_json::from_str(f.get()).map_err(|e| refuse(FrameError::Json(e.to_string())))?;
         let mut filter = Filter::from_value(&value).map_err(|e| refuse(FrameError::Filter(e)))?;
         if i > 0 {

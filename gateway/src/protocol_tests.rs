@@ -2,7 +2,13 @@ use super::*;
 use nostr_pg_core::sign::Keys;
 
 fn limits() -> Limits {
-    Limits { max_filters: 2, max_subid_length: 8, max_event_tags: 2, max_content_length: 5, ..Limits::default() }
+    Limits {
+        max_filters: 2,
+        max_subid_length: 8,
+        max_event_tags: 2,
+        max_content_length: 5,
+        ..Limits::default()
+    }
 }
 
 fn refusal(text: &str) -> Refusal {
@@ -15,7 +21,9 @@ fn refusal(text: &str) -> Refusal {
 #[test]
 fn parses_every_verb() {
     let l = limits();
-    assert!(matches!(parse_frame(r#"["EVENT",{"id":"x"}]"#, &l), Ok(ClientMessage::Event { raw }) if raw == r#"{"id":"x"}"#));
+    assert!(
+        matches!(parse_frame(r#"["EVENT",{"id":"x"}]"#, &l), Ok(ClientMessage::Event { raw }) if raw == r#"{"id":"x"}"#)
+    );
     match parse_frame(r#"["REQ","s1",{"kinds":[1]},{"limit":2}]"#, &l) {
         Ok(ClientMessage::Req { sub_id, filters }) => {
             assert_eq!(sub_id, "s1");
@@ -23,9 +31,15 @@ fn parses_every_verb() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(parse_frame(r#"["COUNT","c",{}]"#, &l), Ok(ClientMessage::Count { .. })));
+    assert!(matches!(
+        parse_frame(r#"["COUNT","c",{}]"#, &l),
+        Ok(ClientMessage::Count { .. })
+    ));
     assert!(matches!(parse_frame(r#"["CLOSE","s1"]"#, &l), Ok(ClientMessage::Close { sub_id }) if sub_id == "s1"));
-    assert!(matches!(parse_frame(r#" ["AUTH", {}] "#, &l), Ok(ClientMessage::Auth { .. })));
+    assert!(matches!(
+        parse_frame(r#" ["AUTH", {}] "#, &l),
+        Ok(ClientMessage::Auth { .. })
+    ));
 }
 
 #[test]
@@ -41,21 +55,38 @@ fn every_malformed_frame_gets_a_clear_answer() {
     assert_eq!(refusal(r#"["REQ",5,{}]"#).target, Target::Notice);
     assert_eq!(refusal(r#"["REQ","",{}]"#).target, Target::Notice);
     let long = refusal(r#"["REQ","123456789",{}]"#);
-    assert_eq!((long.error, long.target), (FrameError::SubId { max: 8 }, Target::Closed("123456789".into())));
+    assert_eq!(
+        (long.error, long.target),
+        (FrameError::SubId { max: 8 }, Target::Closed("123456789".into()))
+    );
     assert_eq!(refusal(r#"["REQ","s"]"#).target, Target::Closed("s".into()));
-    assert_eq!(refusal(r#"["REQ","s",{},{},{}]"#).error, FrameError::TooManyFilters { got: 3, max: 2 });
+    assert_eq!(
+        refusal(r#"["REQ","s",{},{},{}]"#).error,
+        FrameError::TooManyFilters { got: 3, max: 2 }
+    );
     assert_eq!(refusal(r#"["CLOSE"]"#).target, Target::Notice);
     let r = refusal(r#"["REQ","s"]"#).reply();
     assert!(r.starts_with(r#"["CLOSED","s","invalid: "#), "{r}");
-    assert!(refusal("[").reply().starts_with(r#"["NOTICE","invalid: malformed JSON"#));
+    assert!(refusal("[")
+        .reply()
+        .starts_with(r#"["NOTICE","invalid: malformed JSON"#));
 }
 
 #[test]
 fn hostile_input_never_panics() {
     let l = limits();
     let inputs = [
-        "", "\0", "[\"EVENT\",", "[\"\\u0000\"]", "[null]", "[\"REQ\",\"s\",[]]", "[\"REQ\",\"s\",null]",
-        "[\"EVENT\",\"str\"]", "[[[[[[[[[[[[]]]]]]]]]]]]", "[\"REQ\",\"\u{1F600}\",{}]", "1e999",
+        "",
+        "\0",
+        "[\"EVENT\",",
+        "[\"\\u0000\"]",
+        "[null]",
+        "[\"REQ\",\"s\",[]]",
+        "[\"REQ\",\"s\",null]",
+        "[\"EVENT\",\"str\"]",
+        "[[[[[[[[[[[[]]]]]]]]]]]]",
+        "[\"REQ\",\"\u{1F600}\",{}]",
+        "1e999",
     ];
     for input in inputs {
         let _ = parse_frame(input, &l).map_err(|r| r.reply());
@@ -74,18 +105,28 @@ fn filters_are_checked_and_joined() {
     assert_eq!(parsed.0.len(), 2);
     // No limit: the gateway's cap is made explicit (the extension's own is larger).
     assert_eq!(json, r##"[{"kinds":[1],"limit":500},{"#t":["x"],"limit":500}]"##);
-    let Ok(ClientMessage::Req { filters, .. }) =
-        parse_frame(r##"["REQ","s",{"limit":7, "kinds":[1]},{"limit":18446744073709551615}]"##, &l)
-    else {
+    let Ok(ClientMessage::Req { filters, .. }) = parse_frame(
+        r##"["REQ","s",{"limit":7, "kinds":[1]},{"limit":18446744073709551615}]"##,
+        &l,
+    ) else {
         panic!("REQ expected")
     };
     let (parsed, json) = parse_filters(&filters, "s", 500).unwrap_or_else(|r| panic!("{r:?}"));
-    assert_eq!(json, r##"[{"limit":7, "kinds":[1]},{"limit":500}]"##, "within the cap: verbatim");
-    assert_eq!(parsed.0.iter().map(|f| f.limit).collect::<Vec<_>>(), vec![Some(7), Some(500)]);
+    assert_eq!(
+        json, r##"[{"limit":7, "kinds":[1]},{"limit":500}]"##,
+        "within the cap: verbatim"
+    );
+    assert_eq!(
+        parsed.0.iter().map(|f| f.limit).collect::<Vec<_>>(),
+        vec![Some(7), Some(500)]
+    );
     let Ok(ClientMessage::Req { filters, .. }) = parse_frame(r#"["REQ","s",{"kinds":"x"}]"#, &l) else {
         panic!("REQ expected")
     };
-    let err = parse_filters(&filters, "s", 500).err().map(|r| r.reply()).unwrap_or_default();
+    let err = parse_filters(&filters, "s", 500)
+        .err()
+        .map(|r| r.reply())
+        .unwrap_or_default();
     assert!(err.starts_with(r#"["CLOSED","s","invalid: `kinds`"#), "{err}");
 }
 
@@ -101,20 +142,38 @@ fn events_are_shape_checked_before_batching() {
 
     let tags = nostr_pg_core::sign::tags(&[&["t", "a"], &["t", "b"], &["t", "c"]]);
     let many = keys.sign(1, 1, tags, "").canonical_json();
-    assert!(matches!(check_event(&many, &limits()).err().map(|r| r.error), Some(FrameError::TooManyTags { got: 3, max: 2 })));
+    assert!(matches!(
+        check_event(&many, &limits()).err().map(|r| r.error),
+        Some(FrameError::TooManyTags { got: 3, max: 2 })
+    ));
 
     let missing_sig = r#"{"id":"abc","kind":1}"#;
-    let r = check_event(missing_sig, &limits()).err().map(|r| r.reply()).unwrap_or_default();
+    let r = check_event(missing_sig, &limits())
+        .err()
+        .map(|r| r.reply())
+        .unwrap_or_default();
     assert!(r.starts_with(r#"["OK","abc",false,"invalid: "#), "{r}");
-    assert_eq!(check_event("[]", &limits()).err().map(|r| r.target), Some(Target::Notice));
-    let big = Limits { max_event_size: 10, ..limits() };
-    assert!(matches!(check_event(&ok_event, &big).err().map(|r| r.error), Some(FrameError::EventTooLarge { .. })));
+    assert_eq!(
+        check_event("[]", &limits()).err().map(|r| r.target),
+        Some(Target::Notice)
+    );
+    let big = Limits {
+        max_event_size: 10,
+        ..limits()
+    };
+    assert!(matches!(
+        check_event(&ok_event, &big).err().map(|r| r.error),
+        Some(FrameError::EventTooLarge { .. })
+    ));
 }
 
 #[test]
 fn relay_frames_escape_strings_and_embed_events_verbatim() {
     assert_eq!(ok("ab", true, ""), r#"["OK","ab",true,""]"#);
-    assert_eq!(ok("ab", false, "invalid: \"x\""), r#"["OK","ab",false,"invalid: \"x\""]"#);
+    assert_eq!(
+        ok("ab", false, "invalid: \"x\""),
+        r#"["OK","ab",false,"invalid: \"x\""]"#
+    );
     assert_eq!(event("s\n", r#"{"id":"1"}"#), "[\"EVENT\",\"s\\n\",{\"id\":\"1\"}]");
     assert_eq!(eose("s"), r#"["EOSE","s"]"#);
     assert_eq!(closed("s", "error: x"), r#"["CLOSED","s","error: x"]"#);
@@ -134,7 +193,9 @@ fn malformed_event_frames_are_answered_by_id_when_it_can_be_read() {
     let frame = format!("[\"EVENT\",{{\"id\":\"{id}\",\"content\":\"a\nb\"}}]");
     let refusal = parse_frame(&frame, &limits).expect_err("invalid JSON");
     assert_eq!(refusal.target, Target::Ok(id.clone()));
-    assert!(refusal.reply().starts_with(&format!("[\"OK\",\"{id}\",false,\"invalid: malformed JSON")));
+    assert!(refusal
+        .reply()
+        .starts_with(&format!("[\"OK\",\"{id}\",false,\"invalid: malformed JSON")));
     // Not an id: too short, uppercase, unterminated, or not an EVENT frame.
     for bad in [
         format!("[\"EVENT\",{{\"id\":\"{}\",", &id[..63]),

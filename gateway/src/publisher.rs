@@ -102,7 +102,11 @@ async fn publish(db: &Db, metrics: &Metrics, batch: Vec<Submission>) {
             for s in batch {
                 match rows.next() {
                     Some(row) => {
-                        let id = if row.id.is_empty() { s.id.as_str() } else { row.id.as_str() };
+                        let id = if row.id.is_empty() {
+                            s.id.as_str()
+                        } else {
+                            row.id.as_str()
+                        };
                         answer(metrics, &s, id, row.accepted, &row.message);
                     }
                     None => {

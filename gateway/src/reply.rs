@@ -70,7 +70,10 @@ mod tests {
     #[test]
     fn formats_and_recognises_prefixes() {
         assert_eq!(Prefix::RateLimited.with("slow down"), "rate-limited: slow down");
-        assert_eq!(Prefix::of_message("duplicate: already have it"), Some(Prefix::Duplicate));
+        assert_eq!(
+            Prefix::of_message("duplicate: already have it"),
+            Some(Prefix::Duplicate)
+        );
         assert_eq!(Prefix::of_message("auth-required: log in"), Some(Prefix::AuthRequired));
         assert_eq!(Prefix::of_message(""), None);
         assert_eq!(Prefix::of_message("nonsense: x"), None);

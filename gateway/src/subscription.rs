@@ -23,8 +23,14 @@ pub const DEDUP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 enum Phase {
-    Stored { seen: HashSet<[u8; 32]>, buffered: Vec<Arc<LiveEvent>> },
-    Live { seen: HashSet<[u8; 32]>, until: Instant },
+    Stored {
+        seen: HashSet<[u8; 32]>,
+        buffered: Vec<Arc<LiveEvent>>,
+    },
+    Live {
+        seen: HashSet<[u8; 32]>,
+        until: Instant,
+    },
     /// A COUNT: no live part.
     Count,
 }
@@ -55,14 +61,23 @@ impl Sub {
         Sub {
             generation,
             filters: Some(filters),
-            phase: Phase::Stored { seen: HashSet::new(), buffered: Vec::new() },
+            phase: Phase::Stored {
+                seen: HashSet::new(),
+                buffered: Vec::new(),
+            },
             task: None,
             cancel,
         }
     }
 
     pub fn count(generation: u64, cancel: Arc<CancelSlot>) -> Sub {
-        Sub { generation, filters: None, phase: Phase::Count, task: None, cancel }
+        Sub {
+            generation,
+            filters: None,
+            phase: Phase::Count,
+            task: None,
+            cancel,
+        }
     }
 
     pub fn set_task(&mut self, task: JoinHandle<()>) {
@@ -121,7 +136,10 @@ impl Sub {
         match phase {
             Phase::Stored { mut seen, buffered } => {
                 let out = buffered.into_iter().filter(|e| seen.insert(e.event.id)).collect();
-                self.phase = Phase::Live { seen, until: now + DEDUP_GRACE };
+                self.phase = Phase::Live {
+                    seen,
+                    until: now + DEDUP_GRACE,
+                };
                 out
             }
             other => {
@@ -151,7 +169,10 @@ mod tests {
 
     fn live(keys: &Keys, n: i64) -> Arc<LiveEvent> {
         let event = keys.sign(n, 1, vec![], "x");
-        Arc::new(LiveEvent { json: event.canonical_json(), event })
+        Arc::new(LiveEvent {
+            json: event.canonical_json(),
+            event,
+        })
     }
 
     fn kind1() -> Filters {
@@ -186,7 +207,10 @@ mod tests {
         assert_eq!(sub.on_live(&live(&keys, 1), 1, now), LiveAction::Buffered);
         assert_eq!(sub.on_live(&live(&keys, 2), 1, now), LiveAction::Overflow);
         let other_kind = keys.sign(5, 7, vec![], "x");
-        let other = Arc::new(LiveEvent { json: other_kind.canonical_json(), event: other_kind });
+        let other = Arc::new(LiveEvent {
+            json: other_kind.canonical_json(),
+            event: other_kind,
+        });
         assert_eq!(sub.on_live(&other, 1, now), LiveAction::Skip);
         let mut count = Sub::count(2, Arc::default());
         assert!(count.is_count());

@@ -26,7 +26,11 @@ pub fn register_invalidation() {
     }
     // SAFETY: called once from _PG_init; `forget` only touches a thread-local.
     unsafe {
-        pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::TYPEOID as i32, Some(forget), pg_sys::Datum::from(0));
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            Some(forget),
+            pg_sys::Datum::from(0),
+        );
     }
 }
 
@@ -55,8 +59,7 @@ impl FromDatum for NostrEvent {
     unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, typoid: pg_sys::Oid) -> Option<Self> {
         // SAFETY: the caller guarantees `datum` is a (possibly toasted) varlena
         // of this type, which has the same layout as bytea.
-        unsafe { Vec::<u8>::from_polymorphic_datum(datum, is_null, typoid) }
-            .map(|packed| NostrEvent { packed })
+        unsafe { Vec::<u8>::from_polymorphic_datum(datum, is_null, typoid) }.map(|packed| NostrEvent { packed })
     }
 }
 
@@ -71,7 +74,10 @@ unsafe impl BoxRet for NostrEvent {
 }
 
 unsafe impl UnboxDatum for NostrEvent {
-    type As<'dat> = NostrEvent where Self: 'dat;
+    type As<'dat>
+        = NostrEvent
+    where
+        Self: 'dat;
     unsafe fn unbox<'dat>(datum: Datum<'dat>) -> Self::As<'dat>
     where
         Self: 'dat,
@@ -86,7 +92,6 @@ unsafe impl<'fcx> ArgAbi<'fcx> for NostrEvent {
     unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
         let index = arg.index();
         // SAFETY: pgrx calls this only for arguments of this type.
-        unsafe { arg.unbox_arg_using_from_datum() }
-            .unwrap_or_else(|| pgrx::error!("argument {index} must not be null"))
+        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| pgrx::error!("argument {index} must not be null"))
     }
 }

@@ -38,7 +38,9 @@ impl NostrEvent {
 
     /// Packs an event that has already been verified.
     pub fn from_event(event: &Event) -> NostrEvent {
-        NostrEvent { packed: event.to_bytes() }
+        NostrEvent {
+            packed: event.to_bytes(),
+        }
     }
 
     /// The packed view. Values are only built by `from_event`, so this holds;
@@ -69,7 +71,10 @@ impl InOutFuncs for NostrEvent {
             Err(_) => raise_invalid("event is not valid UTF-8".into(), "nostr_event_in"),
         };
         if text.len() > max_event_bytes() {
-            raise_invalid(format!("event is larger than {} bytes", max_event_bytes()), "nostr_event_in");
+            raise_invalid(
+                format!("event is larger than {} bytes", max_event_bytes()),
+                "nostr_event_in",
+            );
         }
         match NostrEvent::from_json(text) {
             Ok(e) => e,
@@ -124,7 +129,10 @@ fn _tags_json(event: NostrEvent) -> String {
 fn content(event: NostrEvent) -> String {
     let content = event.event().content;
     if content.contains('\0') {
-        raise_invalid("content holds U+0000, which text cannot represent; use event::text".into(), "content");
+        raise_invalid(
+            "content holds U+0000, which text cannot represent; use event::text".into(),
+            "content",
+        );
     }
     content
 }

@@ -34,15 +34,19 @@ pub mod trigger;
 
 ::pgrx::pg_module_magic!(name, version);
 
-extension_sql_file!("../../sql/schema.sql", name = "schema", requires = [
-    event_type::nostr_event,
-    event_type::_tags_json,
-    event_type::search_text,
-    query::req,
-    query::count,
-    query::matches,
-    trigger::events_before_insert,
-]);
+extension_sql_file!(
+    "../../sql/schema.sql",
+    name = "schema",
+    requires = [
+        event_type::nostr_event,
+        event_type::_tags_json,
+        event_type::search_text,
+        query::req,
+        query::count,
+        query::matches,
+        trigger::events_before_insert,
+    ]
+);
 
 #[allow(non_snake_case)]
 #[pg_guard]

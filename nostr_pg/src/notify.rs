@@ -37,13 +37,12 @@ pub fn record(seq: i64) {
 }
 
 fn send() {
-    let Some((lo, hi)) = PENDING.with(|p| p.take()) else { return };
+    let Some((lo, hi)) = PENDING.with(|p| p.take()) else {
+        return;
+    };
     let payload = format!("{lo}:{hi}");
     // SAFETY: pg_notify takes two text arguments; both datums are valid text.
     unsafe {
-        pgrx::direct_function_call::<()>(
-            pg_sys::pg_notify,
-            &[CHANNEL.into_datum(), payload.into_datum()],
-        );
+        pgrx::direct_function_call::<()>(pg_sys::pg_notify, &[CHANNEL.into_datum(), payload.into_datum()]);
     }
 }

@@ -24,10 +24,8 @@ mod tests {
     }
 
     fn publish_text(json: &str) -> Result<(bool, String), Error> {
-        let (ok, msg) = Spi::get_two_with_args::<bool, String>(
-            "SELECT accepted, message FROM nostr.publish($1)",
-            &[json.into()],
-        )?;
+        let (ok, msg) =
+            Spi::get_two_with_args::<bool, String>("SELECT accepted, message FROM nostr.publish($1)", &[json.into()])?;
         Ok((ok.unwrap_or(false), msg.unwrap_or_default()))
     }
 
@@ -58,8 +56,13 @@ mod tests {
         Spi::run("SET LOCAL nostr.max_future_seconds = 2000000000")?;
         let mut n = 0;
         for line in CANONICAL.lines().filter(|l| !l.trim().is_empty()) {
-            let case: serde_json::Value = serde_json::from_str(line).map_err(|e| Error::PreparedStatementArgumentMismatch { expected: 0, got: e.line() })?;
-            let frame: serde_json::Value = serde_json::from_str(case["send"].as_str().unwrap_or("")).unwrap_or_default();
+            let case: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| Error::PreparedStatementArgumentMismatch {
+                    expected: 0,
+                    got: e.line(),
+                })?;
+            let frame: serde_json::Value =
+                serde_json::from_str(case["send"].as_str().unwrap_or("")).unwrap_or_default();
             let wire = frame[1].to_string();
             // `send` is the exact wire text; re-serialising with serde keeps the
             // values but not the escapes, so also send the raw object substring.
@@ -76,7 +79,12 @@ mod tests {
             )?
             .unwrap_or_default();
             let again = Event::parse_verified(&served, &nostr_pg_core::Verifier::new());
-            assert_eq!(again.map(|e| hex::encode(&e.id)).ok().as_deref(), Some(expected), "{}", case["name"]);
+            assert_eq!(
+                again.map(|e| hex::encode(&e.id)).ok().as_deref(),
+                Some(expected),
+                "{}",
+                case["name"]
+            );
             n += 1;
         }
         assert_eq!(n, 31);
@@ -94,18 +102,45 @@ mod tests {
         let cases: Vec<(String, &str)> = vec![
             ("{".into(), "invalid: malformed JSON"),
             ("[]".into(), "invalid: event must be a JSON object"),
-            (json.replace(&id(&good), &id(&good).to_uppercase()), "invalid: `id` must be 64"),
+            (
+                json.replace(&id(&good), &id(&good).to_uppercase()),
+                "invalid: `id` must be 64",
+            ),
             (json.replace(&pk, &pk[..62]), "invalid: `pubkey` must be 64"),
-            (json.replace(&id(&good), &id(&other)), "invalid: event id does not match"),
-            (json.replace(&hex::encode(&good.sig), &hex::encode(&other.sig)), "invalid: signature does not verify"),
+            (
+                json.replace(&id(&good), &id(&other)),
+                "invalid: event id does not match",
+            ),
+            (
+                json.replace(&hex::encode(&good.sig), &hex::encode(&other.sig)),
+                "invalid: signature does not verify",
+            ),
             (json.replace("\"kind\":1", "\"kind\":70000"), "invalid: `kind` must be"),
             (json.replace("\"kind\":1", "\"kind\":-1"), "invalid: `kind` must be"),
-            (json.replace(&format!("\"created_at\":{}", good.created_at), "\"created_at\":\"1\""), "invalid: `created_at` must be"),
-            (json.replace(&format!("\"created_at\":{}", good.created_at), "\"created_at\":1.5"), "invalid: `created_at` must be"),
-            (json.replace(&format!("\"created_at\":{}", good.created_at), "\"created_at\":9223372036854775808"), "invalid: `created_at` must be"),
+            (
+                json.replace(&format!("\"created_at\":{}", good.created_at), "\"created_at\":\"1\""),
+                "invalid: `created_at` must be",
+            ),
+            (
+                json.replace(&format!("\"created_at\":{}", good.created_at), "\"created_at\":1.5"),
+                "invalid: `created_at` must be",
+            ),
+            (
+                json.replace(
+                    &format!("\"created_at\":{}", good.created_at),
+                    "\"created_at\":9223372036854775808",
+                ),
+                "invalid: `created_at` must be",
+            ),
             (json.replace("\"tags\":[]", "\"tags\":[[1]]"), "invalid: `tags` must be"),
-            (json.replace("\"tags\":[]", "\"tags\":[\"e\"]"), "invalid: `tags` must be"),
-            (json.replace("\"content\":\"hello\"", "\"content\":\"\\ud800\""), "invalid: malformed JSON"),
+            (
+                json.replace("\"tags\":[]", "\"tags\":[\"e\"]"),
+                "invalid: `tags` must be",
+            ),
+            (
+                json.replace("\"content\":\"hello\"", "\"content\":\"\\ud800\""),
+                "invalid: malformed JSON",
+            ),
             ("'; DROP TABLE nostr.events; --".into(), "invalid: malformed JSON"),
         ];
         for (input, expect) in cases {
@@ -129,8 +164,14 @@ mod tests {
     #[pg_test(error = "duplicate: already have this event")]
     fn direct_insert_runs_the_same_rules() -> Result<(), Error> {
         let e = Keys::from_seed("direct").sign(now(), 1, vec![], "x");
-        Spi::run_with_args("INSERT INTO nostr.events (event) VALUES ($1::nostr.nostr_event)", &[e.canonical_json().into()])?;
-        Spi::run_with_args("INSERT INTO nostr.events (event) VALUES ($1::nostr.nostr_event)", &[e.canonical_json().into()])
+        Spi::run_with_args(
+            "INSERT INTO nostr.events (event) VALUES ($1::nostr.nostr_event)",
+            &[e.canonical_json().into()],
+        )?;
+        Spi::run_with_args(
+            "INSERT INTO nostr.events (event) VALUES ($1::nostr.nostr_event)",
+            &[e.canonical_json().into()],
+        )
     }
 
     #[pg_test]
@@ -143,7 +184,10 @@ mod tests {
         let (kind, tags) = Spi::get_two::<i32, Vec<String>>("SELECT kind, tags FROM nostr.events")?;
         assert_eq!(kind, Some(7));
         assert_eq!(tags, Some(vec!["e:abc".to_owned()]));
-        assert_eq!(Spi::get_one::<String>("SELECT encode(id, 'hex') FROM nostr.events")?, Some(id(&e)));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT encode(id, 'hex') FROM nostr.events")?,
+            Some(id(&e))
+        );
         Ok(())
     }
 
@@ -293,7 +337,10 @@ mod tests {
         }
         let elsewhere = carol.sign(t + 1, 62, tags(&[&["relay", "wss://other.example"]]), "");
         assert!(publish(&elsewhere)?.0);
-        assert!(req_ids("[{}]")?.contains(&id(&note)), "a request for another relay does nothing");
+        assert!(
+            req_ids("[{}]")?.contains(&id(&note)),
+            "a request for another relay does nothing"
+        );
         let vanish = carol.sign(t + 2, 62, tags(&[&["relay", "wss://relay.example/"]]), "");
         assert!(publish(&vanish)?.0);
         let left = req_ids(r#"[{"kinds":[1,1059]}]"#)?;
@@ -331,7 +378,9 @@ mod tests {
         let keys = Keys::from_seed("req");
         let other = Keys::from_seed("req-other");
         let t = now() - 1000;
-        let mut same_time: Vec<Event> = (0..3).map(|i| keys.sign(t + 50, 1, vec![], &format!("tie {i}"))).collect();
+        let mut same_time: Vec<Event> = (0..3)
+            .map(|i| keys.sign(t + 50, 1, vec![], &format!("tie {i}")))
+            .collect();
         for e in &same_time {
             publish(e)?;
         }
@@ -348,25 +397,42 @@ mod tests {
         assert_eq!(req_ids("[{}]")?, want);
         // Limit per filter, union without duplicates.
         assert_eq!(req_ids(r#"[{"limit":1},{"kinds":[7]}]"#)?, vec![id(&newest)]);
-        assert_eq!(req_ids(r#"[{"limit":2,"kinds":[1]}]"#)?, vec![id(&same_time[0]), id(&same_time[1])]);
+        assert_eq!(
+            req_ids(r#"[{"limit":2,"kinds":[1]}]"#)?,
+            vec![id(&same_time[0]), id(&same_time[1])]
+        );
         // since/until inclusive.
-        assert_eq!(req_ids(&format!(r#"[{{"since":{0},"until":{0}}}]"#, t + 10))?, vec![id(&older)]);
+        assert_eq!(
+            req_ids(&format!(r#"[{{"since":{0},"until":{0}}}]"#, t + 10))?,
+            vec![id(&older)]
+        );
         // Tags: first value only; AND across tags; OR within one.
-        assert_eq!(req_ids(r##"[{"#t":["nostr"],"#e":["zzz","ignored"]}]"##)?, Vec::<String>::new());
+        assert_eq!(
+            req_ids(r##"[{"#t":["nostr"],"#e":["zzz","ignored"]}]"##)?,
+            Vec::<String>::new()
+        );
         assert_eq!(req_ids(r##"[{"#p":["x"]}]"##)?, vec![id(&older)]);
         assert_eq!(req_ids(r##"[{"#p":["y"]}]"##)?, Vec::<String>::new());
         assert_eq!(req_ids(r##"[{"#t":["nostr"],"kinds":[1]}]"##)?, vec![id(&older)]);
         // Authors, ids: exact values.
         let pk = hex::encode(&other.pubkey());
         assert_eq!(req_ids(&format!(r#"[{{"authors":["{pk}"]}}]"#))?, vec![id(&newest)]);
-        assert_eq!(req_ids(&format!(r#"[{{"ids":["{}"]}}]"#, id(&older)))?, vec![id(&older)]);
+        assert_eq!(
+            req_ids(&format!(r#"[{{"ids":["{}"]}}]"#, id(&older)))?,
+            vec![id(&older)]
+        );
         // Empty lists match nothing.
         assert!(req_ids(r#"[{"ids":[]}]"#)?.is_empty());
         // Count is distinct across filters.
-        assert_eq!(Spi::get_one::<i64>(r#"SELECT nostr.count('[{"kinds":[1]},{"limit":1}]'::text)"#)?, Some(5));
+        assert_eq!(
+            Spi::get_one::<i64>(r#"SELECT nostr.count('[{"kinds":[1]},{"limit":1}]'::text)"#)?,
+            Some(5)
+        );
         // matches() agrees with the core matcher.
         assert_eq!(
-            Spi::get_one::<i64>(r##"SELECT count(*) FROM nostr.events WHERE nostr.matches(event, '{"#t":["nostr"]}')"##)?,
+            Spi::get_one::<i64>(
+                r##"SELECT count(*) FROM nostr.events WHERE nostr.matches(event, '{"#t":["nostr"]}')"##
+            )?,
             Some(2)
         );
         Ok(())
@@ -410,7 +476,11 @@ mod tests {
             if i % 500 == 7 {
                 tg.push(vec!["t".into(), "rare".into()]);
             }
-            let (keys, kind) = if i % 400 == 1 { (&quiet, 30023) } else { (&busy, if i % 5 == 0 { 7 } else { 1 }) };
+            let (keys, kind) = if i % 400 == 1 {
+                (&quiet, 30023)
+            } else {
+                (&busy, if i % 5 == 0 { 7 } else { 1 })
+            };
             if kind == 30023 {
                 tg.push(vec!["d".into(), format!("slug{i}")]);
             }
@@ -435,7 +505,11 @@ mod tests {
             format!(r##"{{"#t":["popular","rare"],"#e":["{target}"],"kinds":[7],"limit":25}}"##),
             format!(r##"{{"authors":["{qk}"],"#t":["popular"]}}"##),
             format!(r##"{{"authors":["{bk}","{qk}"],"kinds":[1,30023],"limit":30}}"##),
-            format!(r##"{{"authors":["{bk}"],"#e":["{target}"],"since":{},"until":{},"limit":40}}"##, t + 100, t + 600),
+            format!(
+                r##"{{"authors":["{bk}"],"#e":["{target}"],"since":{},"until":{},"limit":40}}"##,
+                t + 100,
+                t + 600
+            ),
             r##"{"kinds":[7],"since":0,"limit":15}"##.to_owned(),
             r##"{"#t":["rare"],"#e":["nothing"]}"##.to_owned(),
             r##"{"limit":7}"##.to_owned(),

@@ -14,8 +14,8 @@ use pgrx::prelude::*;
 
 use crate::event_type::{max_event_bytes, NostrEvent};
 use crate::reject::{raise_invalid, Reject};
-use crate::settings;
 use crate::rules;
+use crate::settings;
 use crate::spi_cache::{oid, run};
 
 /// The state of the publish call in progress, if any.
@@ -84,7 +84,10 @@ fn publish_batch(
     let max = usize::try_from(settings::MAX_BATCH.get()).unwrap_or(1);
     if events.len() > max {
         raise_invalid(
-            format!("publish_batch takes at most {max} events (nostr.max_batch); got {}", events.len()),
+            format!(
+                "publish_batch takes at most {max} events (nostr.max_batch); got {}",
+                events.len()
+            ),
             "nostr.publish_batch",
         );
     }
@@ -113,7 +116,11 @@ fn publish_batch(
         .into_iter()
         .enumerate()
         .map(|(i, (id, result))| {
-            let auth = auths.get(i).cloned().flatten().and_then(|h| hex::decode_fixed::<32>(&h));
+            let auth = auths
+                .get(i)
+                .cloned()
+                .flatten()
+                .and_then(|h| hex::decode_fixed::<32>(&h));
             match result.and_then(|event| insert(&event, auth)) {
                 Ok(()) => (id, true, String::new()),
                 Err(reject) => (id, false, reject.message()),

@@ -57,16 +57,13 @@ impl Reject {
             Reject::Invalid(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             Reject::Duplicate(_) => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
             Reject::Blocked(_) | Reject::Pow(_) => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
-            Reject::AuthRequired(_) | Reject::Restricted(_) => {
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
-            }
+            Reject::AuthRequired(_) | Reject::Restricted(_) => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         }
     }
 
     /// Raises this as a Postgres ERROR (for SQL callers). Does not return.
     pub fn raise(&self, funcname: &'static str) -> ! {
-        pgrx::pg_sys::panic::ErrorReport::new(self.sqlstate(), self.message(), funcname)
-            .report(PgLogLevel::ERROR);
+        pgrx::pg_sys::panic::ErrorReport::new(self.sqlstate(), self.message(), funcname).report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
     }
 }

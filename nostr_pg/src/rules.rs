@@ -52,15 +52,24 @@ fn lock_key(domain: &[u8], parts: &[&[u8]]) -> i64 {
 }
 
 fn id_lock(id: &[u8; 32]) -> LockKey {
-    LockKey { key: lock_key(b"id", &[id]), exclusive: true }
+    LockKey {
+        key: lock_key(b"id", &[id]),
+        exclusive: true,
+    }
 }
 
 fn address_lock(pubkey: &[u8; 32], kind: u16, d_key: &str) -> LockKey {
-    LockKey { key: lock_key(b"addr", &[pubkey, &kind.to_le_bytes(), d_key.as_bytes()]), exclusive: true }
+    LockKey {
+        key: lock_key(b"addr", &[pubkey, &kind.to_le_bytes(), d_key.as_bytes()]),
+        exclusive: true,
+    }
 }
 
 fn author_lock(pubkey: &[u8; 32], exclusive: bool) -> LockKey {
-    LockKey { key: lock_key(b"author", &[pubkey]), exclusive }
+    LockKey {
+        key: lock_key(b"author", &[pubkey]),
+        exclusive,
+    }
 }
 
 /// The replaceable-address key stored in `nostr.events.d_key`: `''` for
@@ -98,7 +107,9 @@ fn is_vanish_for_us(event: &Event) -> bool {
     let ours = settings::relay_url();
     event.tag_values("relay").any(|r| {
         r == "ALL_RELAYS"
-            || ours.as_deref().is_some_and(|u| u.trim_end_matches('/') == r.trim_end_matches('/'))
+            || ours
+                .as_deref()
+                .is_some_and(|u| u.trim_end_matches('/') == r.trim_end_matches('/'))
     })
 }
 
@@ -158,7 +169,9 @@ pub fn static_checks(event: &Event, auth: Option<&[u8; 32]>, now: i64) -> Result
     }
     let past = i64::from(settings::MAX_PAST_SECONDS.get());
     if past > 0 && event.created_at < now.saturating_sub(past) {
-        return Err(Reject::Invalid(format!("created_at is more than {past} seconds in the past")));
+        return Err(Reject::Invalid(format!(
+            "created_at is more than {past} seconds in the past"
+        )));
     }
     let min_pow = u32::try_from(settings::MIN_POW.get()).unwrap_or(0);
     let pow = event.pow_difficulty();
@@ -212,7 +225,12 @@ pub fn admit(
     let i8 = oid::<i64>();
     let t = oid::<String>();
 
-    if exists(client, "SELECT 1 FROM nostr.events WHERE id = $1", &[b], &[bytea(&event.id)])? {
+    if exists(
+        client,
+        "SELECT 1 FROM nostr.events WHERE id = $1",
+        &[b],
+        &[bytea(&event.id)],
+    )? {
         return Ok(Err(Reject::Duplicate("already have this event".into())));
     }
     if exists(
@@ -229,7 +247,9 @@ pub fn admit(
         &[b, i8],
         &[bytea(&event.pubkey), event.created_at.into()],
     )? {
-        return Ok(Err(Reject::Blocked("this author asked to vanish from this relay".into())));
+        return Ok(Err(Reject::Blocked(
+            "this author asked to vanish from this relay".into(),
+        )));
     }
 
     let class = event.class();
@@ -262,7 +282,12 @@ pub fn admit(
             older.push(id);
         }
         for id in older {
-            run(client, "DELETE FROM nostr.events WHERE id = $1", &[b], &[DatumWithOid::from(id)])?;
+            run(
+                client,
+                "DELETE FROM nostr.events WHERE id = $1",
+                &[b],
+                &[DatumWithOid::from(id)],
+            )?;
         }
     }
 
@@ -278,7 +303,12 @@ pub fn admit(
         .unwrap_or(0);
         if seq % 1024 == 0 {
             // Ephemeral rows only need to outlive the notification that names them.
-            run(client, "DELETE FROM nostr.ephemeral_events WHERE stored_at < now() - interval '5 minutes'", &[], &[])?;
+            run(
+                client,
+                "DELETE FROM nostr.ephemeral_events WHERE stored_at < now() - interval '5 minutes'",
+                &[],
+                &[],
+            )?;
         }
         return Ok(Ok(Admission::Ephemeral { seq }));
     }
@@ -300,7 +330,9 @@ fn apply_deletion(client: &mut SpiClient<'_>, event: &Event) -> SpiResult<()> {
     let i8 = oid::<i64>();
     let t = oid::<String>();
     for v in event.tag_values("e") {
-        let Some(target) = hex::decode_fixed::<32>(v) else { continue };
+        let Some(target) = hex::decode_fixed::<32>(v) else {
+            continue;
+        };
         run(
             client,
             "INSERT INTO nostr.deleted_ids (id, pubkey, deleted_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -315,7 +347,9 @@ fn apply_deletion(client: &mut SpiClient<'_>, event: &Event) -> SpiResult<()> {
         )?;
     }
     for v in event.tag_values("a") {
-        let Some((kind, d)) = address_target(v, &event.pubkey) else { continue };
+        let Some((kind, d)) = address_target(v, &event.pubkey) else {
+            continue;
+        };
         let kind = i32::from(kind);
         run(
             client,
@@ -323,7 +357,12 @@ fn apply_deletion(client: &mut SpiClient<'_>, event: &Event) -> SpiResult<()> {
              ON CONFLICT (pubkey, kind, d_key) DO UPDATE
              SET until_created_at = greatest(nostr.deleted_addresses.until_created_at, excluded.until_created_at)",
             &[b, i4, t, i8],
-            &[bytea(&event.pubkey), kind.into(), d.clone().into(), event.created_at.into()],
+            &[
+                bytea(&event.pubkey),
+                kind.into(),
+                d.clone().into(),
+                event.created_at.into(),
+            ],
         )?;
         run(
             client,

@@ -27,15 +27,66 @@ pub static RELAY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>
 
 pub fn register() {
     let int = |name, short, setting, min, max| {
-        GucRegistry::define_int_guc(name, short, c"", setting, min, max, GucContext::Userset, GucFlags::default())
+        GucRegistry::define_int_guc(
+            name,
+            short,
+            c"",
+            setting,
+            min,
+            max,
+            GucContext::Userset,
+            GucFlags::default(),
+        )
     };
-    int(c"nostr.max_future_seconds", c"NIP-22: how far ahead of now created_at may be.", &MAX_FUTURE_SECONDS, 0, i32::MAX);
-    int(c"nostr.max_past_seconds", c"NIP-22: how far behind now created_at may be (0: no limit).", &MAX_PAST_SECONDS, 0, i32::MAX);
-    int(c"nostr.min_pow", c"NIP-13: minimum proof-of-work difficulty in bits.", &MIN_POW, 0, 256);
-    int(c"nostr.max_limit", c"Cap on each filter's limit.", &MAX_LIMIT, 1, 1_000_000);
-    int(c"nostr.max_filters", c"Filters allowed in one req or count call.", &MAX_FILTERS, 1, 10_000);
-    int(c"nostr.max_event_bytes", c"Largest canonical event accepted, in bytes.", &MAX_EVENT_BYTES, 512, 1 << 30);
-    int(c"nostr.max_batch", c"Events per publish_batch call.", &MAX_BATCH, 1, 100_000);
+    int(
+        c"nostr.max_future_seconds",
+        c"NIP-22: how far ahead of now created_at may be.",
+        &MAX_FUTURE_SECONDS,
+        0,
+        i32::MAX,
+    );
+    int(
+        c"nostr.max_past_seconds",
+        c"NIP-22: how far behind now created_at may be (0: no limit).",
+        &MAX_PAST_SECONDS,
+        0,
+        i32::MAX,
+    );
+    int(
+        c"nostr.min_pow",
+        c"NIP-13: minimum proof-of-work difficulty in bits.",
+        &MIN_POW,
+        0,
+        256,
+    );
+    int(
+        c"nostr.max_limit",
+        c"Cap on each filter's limit.",
+        &MAX_LIMIT,
+        1,
+        1_000_000,
+    );
+    int(
+        c"nostr.max_filters",
+        c"Filters allowed in one req or count call.",
+        &MAX_FILTERS,
+        1,
+        10_000,
+    );
+    int(
+        c"nostr.max_event_bytes",
+        c"Largest canonical event accepted, in bytes.",
+        &MAX_EVENT_BYTES,
+        512,
+        1 << 30,
+    );
+    int(
+        c"nostr.max_batch",
+        c"Events per publish_batch call.",
+        &MAX_BATCH,
+        1,
+        100_000,
+    );
     GucRegistry::define_string_guc(
         c"nostr.relay_url",
         c"This relay's URL, matched against NIP-62 vanish requests.",

@@ -55,10 +55,7 @@ impl Taken {
     }
 }
 
-fn cached(
-    key: String,
-    prepare: impl FnOnce() -> SpiResult<OwnedPreparedStatement>,
-) -> SpiResult<Taken> {
+fn cached(key: String, prepare: impl FnOnce() -> SpiResult<OwnedPreparedStatement>) -> SpiResult<Taken> {
     match PLANS.with(|plans| plans.borrow_mut().remove(&key)) {
         Some(plan) => Ok(Taken(key, plan)),
         None => Ok(Taken(key, prepare()?)),

@@ -74,10 +74,7 @@ fn refuse(reject: Reject) -> Result<(), TriggerError> {
     }
 }
 
-fn fill_derived_columns(
-    row: &mut PgHeapTuple<'_, AllocatedByRust>,
-    event: &Event,
-) -> Result<(), TriggerError> {
+fn fill_derived_columns(row: &mut PgHeapTuple<'_, AllocatedByRust>, event: &Event) -> Result<(), TriggerError> {
     row.set_by_name("id", event.id.to_vec())?;
     row.set_by_name("pubkey", event.pubkey.to_vec())?;
     row.set_by_name("created_at", event.created_at)?;
@@ -100,7 +97,12 @@ fn index_tags(event: &Event) -> Result<(), SpiError> {
             client,
             "INSERT INTO nostr.event_tags (tag, kind, created_at, id) SELECT unnest($1::text[]), $2, $3, $4",
             &[oid::<Vec<String>>(), oid::<i32>(), oid::<i64>(), oid::<Vec<u8>>()],
-            &[DatumWithOid::from(keys), i32::from(event.kind).into(), event.created_at.into(), event.id.to_vec().into()],
+            &[
+                DatumWithOid::from(keys),
+                i32::from(event.kind).into(),
+                event.created_at.into(),
+                event.id.to_vec().into(),
+            ],
         )
         .map(|_| ())
     })

@@ -24,7 +24,9 @@ pub fn with_database(url: &str, db: &str) -> String {
 }
 
 pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -50,11 +52,17 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         let c = connect(&admin).await;
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.expect("drop database");
-        c.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await
+            .expect("drop database");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
         let url = with_database(&admin, &name);
         let db = connect(&url).await;
-        db.batch_execute("CREATE EXTENSION nostr_pg").await.expect("create extension");
+        db.batch_execute("CREATE EXTENSION nostr_pg")
+            .await
+            .expect("create extension");
         TestDb { name, url, admin }
     }
 
@@ -74,7 +82,9 @@ impl Drop for TestDb {
                 rt.block_on(async move {
                     if let Ok((c, conn)) = tokio_postgres::connect(&admin, NoTls).await {
                         tokio::spawn(conn);
-                        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                        let _ = c
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
                     }
                 });
             }

@@ -42,7 +42,11 @@ impl Gateway {
             .expect("gateway printed nothing")
             .expect("read stdout")
             .expect("gateway exited");
-        let url = line.strip_prefix("listening on ").expect("listening line").trim().to_owned();
+        let url = line
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .trim()
+            .to_owned();
         // Keep draining stdout so the gateway never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Gateway { url, child }
@@ -60,7 +64,10 @@ impl Gateway {
     /// Sends SIGTERM and waits (bounded) for the process to exit.
     pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let pid = self.child.id()?;
-        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().ok()?;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .ok()?;
         tokio::time::timeout(WAIT, self.child.wait()).await.ok()?.ok()
     }
 }
@@ -77,7 +84,11 @@ pub struct Client {
 impl Client {
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
-        Client { ws, challenge: None, held: Default::default() }
+        Client {
+            ws,
+            challenge: None,
+            held: Default::default(),
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -170,7 +181,9 @@ impl Client {
         self.send(&Value::Array(frame)).await;
         let mut events = Vec::new();
         loop {
-            let f = self.wait_for(|f| f[1] == sub && matches!(f[0].as_str(), Some("EVENT" | "EOSE" | "CLOSED"))).await;
+            let f = self
+                .wait_for(|f| f[1] == sub && matches!(f[0].as_str(), Some("EVENT" | "EOSE" | "CLOSED")))
+                .await;
             match f[0].as_str() {
                 Some("EVENT") => events.push(f[2].clone()),
                 Some("EOSE") => return Ok(events),
@@ -197,12 +210,18 @@ pub async fn http_get(gw: &Gateway, path: &str, accept: &str) -> (String, String
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write request");
     let mut raw = String::new();
-    tokio::time::timeout(WAIT, s.read_to_string(&mut raw)).await.expect("response in time").expect("read");
+    tokio::time::timeout(WAIT, s.read_to_string(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read");
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
     (head.to_owned(), body.to_owned())
 }
 
 /// Ids of event JSON values, in order.
 pub fn ids(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| e["id"].as_str().unwrap_or_default().to_owned()).collect()
+    events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }

@@ -17,7 +17,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 fn ok(f: &Value) -> (bool, String) {
     assert_eq!(f[0], "OK", "{f}");
-    (f[2].as_bool().unwrap_or(false), f[3].as_str().unwrap_or_default().to_owned())
+    (
+        f[2].as_bool().unwrap_or(false),
+        f[3].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 async fn gateway(db: &TestDb, toml: &str) -> (Gateway, ConfigFile) {
@@ -39,10 +42,15 @@ async fn event_floods_get_rate_limited_per_ip_and_per_pubkey() {
     let mut c = Client::connect(&gw.url).await;
     let mut verdicts = Vec::new();
     for i in 0..8 {
-        verdicts.push(ok(&c.publish(&keys.sign(now(), 1, vec![], &format!("{i}")).canonical_json()).await));
+        verdicts.push(ok(&c
+            .publish(&keys.sign(now(), 1, vec![], &format!("{i}")).canonical_json())
+            .await));
     }
     assert!(verdicts[..3].iter().all(|v| v.0), "{verdicts:?}");
-    assert!(verdicts[3..].iter().all(|v| !v.0 && v.1.starts_with("rate-limited: ")), "{verdicts:?}");
+    assert!(
+        verdicts[3..].iter().all(|v| !v.0 && v.1.starts_with("rate-limited: ")),
+        "{verdicts:?}"
+    );
     // Limited, not disconnected: REQs still work, and only 3 were stored.
     assert_eq!(c.req("all", &[json!({})]).await.expect("req").len(), 3);
     assert_eq!(event_count(&db.client().await).await, 3);
@@ -58,10 +66,15 @@ async fn event_floods_get_rate_limited_per_ip_and_per_pubkey() {
     let mut c = Client::connect(&gw.url).await;
     let mut verdicts = Vec::new();
     for i in 0..5 {
-        verdicts.push(ok(&c.publish(&spammer.sign(now(), 1, vec![], &format!("s{i}")).canonical_json()).await));
+        verdicts.push(ok(&c
+            .publish(&spammer.sign(now(), 1, vec![], &format!("s{i}")).canonical_json())
+            .await));
     }
     assert_eq!(verdicts.iter().filter(|v| v.0).count(), 2, "{verdicts:?}");
-    assert!(verdicts[2..].iter().all(|v| v.1.starts_with("rate-limited: ")), "{verdicts:?}");
+    assert!(
+        verdicts[2..].iter().all(|v| v.1.starts_with("rate-limited: ")),
+        "{verdicts:?}"
+    );
     // Another author on the same connection is not affected.
     assert!(ok(&c.publish(&other.sign(now(), 1, vec![], "other").canonical_json()).await).0);
 }
@@ -97,7 +110,10 @@ async fn connection_caps_per_ip_and_in_total() {
     for _ in 0..3 {
         held.push(raw_connect(&gw.url).await);
     }
-    assert!(tokio_tungstenite::connect_async(&gw.url).await.is_err(), "fourth connection in total");
+    assert!(
+        tokio_tungstenite::connect_async(&gw.url).await.is_err(),
+        "fourth connection in total"
+    );
     // Plain HTTP (NIP-11, health) is not a WebSocket slot and still answers.
     assert!(http_get(&gw.http_url(), "/health").await.starts_with("HTTP/1.1"));
 }
@@ -118,13 +134,25 @@ async fn idle_connections_are_bounded_and_do_not_starve_others() {
         idle.push(raw_connect(&gw.url).await);
     }
     let mut c = Client::connect(&gw.url).await;
-    assert!(tokio_tungstenite::connect_async(&gw.url).await.is_err(), "the 301st WebSocket is refused");
+    assert!(
+        tokio_tungstenite::connect_async(&gw.url).await.is_err(),
+        "the 301st WebSocket is refused"
+    );
     let keys = Keys::from_seed("idle");
-    assert!(ok(&c.publish(&keys.sign(now(), 1, vec![], "still served").canonical_json()).await).0);
+    assert!(
+        ok(&c
+            .publish(&keys.sign(now(), 1, vec![], "still served").canonical_json())
+            .await)
+        .0
+    );
     assert_eq!(c.req("r", &[json!({})]).await.expect("req").len(), 1);
     let open = metric(&gw.http_url(), "nostr_gateway_connections").await;
     assert_eq!(open, 300.0);
-    println!("{} silent sockets, {} idle websockets, relay still serving", silent.len(), idle.len());
+    println!(
+        "{} silent sockets, {} idle websockets, relay still serving",
+        silent.len(),
+        idle.len()
+    );
 }
 
 /// A client that subscribes to everything and never reads is cut off; a
@@ -135,7 +163,9 @@ async fn a_client_that_never_reads_is_disconnected_and_others_get_everything() {
     let db = TestDb::new("slow_consumer").await;
     let (gw, _f) = gateway(&db, &format!("{UNLIMITED}live_queue = 16\n")).await;
     let mut slow = raw_connect(&gw.url).await;
-    slow.send(Message::text(r#"["REQ","all",{"kinds":[1]}]"#)).await.expect("send");
+    slow.send(Message::text(r#"["REQ","all",{"kinds":[1]}]"#))
+        .await
+        .expect("send");
     loop {
         match tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
             Ok(Some(Ok(Message::Text(t)))) if t.contains("EOSE") => break,
@@ -148,7 +178,9 @@ async fn a_client_that_never_reads_is_disconnected_and_others_get_everything() {
 
     let keys = Keys::from_seed("slow-consumer");
     let big = "x".repeat(60_000);
-    let events: Vec<String> = (0..EVENTS).map(|i| keys.sign(now(), 1, vec![], &format!("{i}{big}")).canonical_json()).collect();
+    let events: Vec<String> = (0..EVENTS)
+        .map(|i| keys.sign(now(), 1, vec![], &format!("{i}{big}")).canonical_json())
+        .collect();
     let publisher = tokio::spawn({
         let url = gw.url.clone();
         async move {
@@ -184,7 +216,10 @@ async fn a_client_that_never_reads_is_disconnected_and_others_get_everything() {
             Err(_) => break,
         }
     }
-    assert!(ended, "the slow client was never disconnected (read {slow_events} events)");
+    assert!(
+        ended,
+        "the slow client was never disconnected (read {slow_events} events)"
+    );
     assert!(slow_events < EVENTS, "the slow client got everything: it was not slow");
     let dropped = metric(&gw.http_url(), "nostr_gateway_slow_clients_dropped_total").await;
     assert!(dropped >= 1.0, "{dropped}");
@@ -199,10 +234,15 @@ async fn a_req_flood_does_not_stall_another_client() {
     const FLOOD: usize = 600;
     let db = TestDb::new("req_flood").await;
     let keys = Keys::from_seed("req-flood");
-    let batch: Vec<String> = (0..300).map(|i| keys.sign(now() - i, 1, vec![], &format!("{i}")).canonical_json()).collect();
+    let batch: Vec<String> = (0..300)
+        .map(|i| keys.sign(now() - i, 1, vec![], &format!("{i}")).canonical_json())
+        .collect();
     let admin = db.client().await;
     // Stored before the gateway starts, so no live fanout mixes in.
-    admin.query("SELECT * FROM nostr.publish_batch($1)", &[&batch]).await.expect("seed events");
+    admin
+        .query("SELECT * FROM nostr.publish_batch($1)", &[&batch])
+        .await
+        .expect("seed events");
     let (gw, _f) = gateway(&db, UNLIMITED).await;
 
     let (mut flood_tx, mut flood_rx) = raw_connect(&gw.url).await.split();
@@ -229,12 +269,19 @@ async fn a_req_flood_does_not_stall_another_client() {
         (finals.len(), frames)
     });
     for i in 0..FLOOD {
-        let sub = if i + 8 >= FLOOD { format!("final{}", i % 8) } else { format!("f{}", i % 8) };
+        let sub = if i + 8 >= FLOOD {
+            format!("final{}", i % 8)
+        } else {
+            format!("f{}", i % 8)
+        };
         let frame = json!(["REQ", sub, {"limit": 500}]).to_string();
         flood_tx.send(Message::text(frame)).await.expect("flood");
     }
     let mut other = Client::connect(&gw.url).await;
-    let got = other.req("mine", &[json!({"limit": 5})]).await.expect("the other client's REQ is answered");
+    let got = other
+        .req("mine", &[json!({"limit": 5})])
+        .await
+        .expect("the other client's REQ is answered");
     assert_eq!(got.len(), 5);
     let (finals, frames) = reader.await.expect("reader");
     assert_eq!(finals, 8, "the last REQs were all answered");
@@ -265,10 +312,16 @@ async fn statement_timeout_closes_a_stuck_req_and_close_cancels_it() {
     let (short, _f1) = gateway(&db, "[database]\nstatement_timeout_ms = 500\n").await;
     let (long, _f2) = gateway(&db, "[database]\nstatement_timeout_ms = 600000\n").await;
     let locker = db.client().await;
-    locker.batch_execute("BEGIN; LOCK TABLE nostr.events IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    locker
+        .batch_execute("BEGIN; LOCK TABLE nostr.events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
 
     let mut c = Client::connect(&short.url).await;
-    let closed = c.req("stuck", &[json!({"kinds": [1]})]).await.expect_err("CLOSED at the timeout");
+    let closed = c
+        .req("stuck", &[json!({"kinds": [1]})])
+        .await
+        .expect_err("CLOSED at the timeout");
     let msg = closed[2].as_str().unwrap_or_default();
     assert!(msg.starts_with("error: ") && msg.contains("timed out"), "{closed}");
 
@@ -282,7 +335,10 @@ async fn statement_timeout_closes_a_stuck_req_and_close_cancels_it() {
     c.send(&json!(["CLOSE", "stuck"])).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while waiting_gateway_queries(&admin, &db.name).await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "CLOSE did not cancel the query on the server");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "CLOSE did not cancel the query on the server"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     locker.batch_execute("ROLLBACK").await.expect("unlock");

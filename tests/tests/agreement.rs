@@ -61,7 +61,12 @@ struct FilterSpec {
 }
 
 fn event_spec() -> impl Strategy<Value = EventSpec> {
-    (0..KEYS, 0..KINDS.len(), 0..8i64, prop::collection::vec((0..LETTERS.len(), 0..4usize), 0..3))
+    (
+        0..KEYS,
+        0..KINDS.len(),
+        0..8i64,
+        prop::collection::vec((0..LETTERS.len(), 0..4usize), 0..3),
+    )
         .prop_map(|(key, kind, dt, tags)| EventSpec { key, kind, dt, tags })
 }
 
@@ -77,7 +82,15 @@ fn filter_spec() -> impl Strategy<Value = FilterSpec> {
         prop::option::weighted(0.3, 0..9i64),
         prop::option::weighted(0.5, 0..6u64),
     )
-        .prop_map(|(ids, authors, kinds, tag, since, until, limit)| FilterSpec { ids, authors, kinds, tag, since, until, limit })
+        .prop_map(|(ids, authors, kinds, tag, since, until, limit)| FilterSpec {
+            ids,
+            authors,
+            kinds,
+            tag,
+            since,
+            until,
+            limit,
+        })
 }
 
 fn case_strategy() -> impl Strategy<Value = (Vec<EventSpec>, Vec<Vec<FilterSpec>>)> {
@@ -92,7 +105,11 @@ fn build_events(specs: &[EventSpec], keys: &[Keys], t0: i64, case: usize) -> Vec
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let tags = s.tags.iter().map(|(l, v)| vec![LETTERS[*l].to_owned(), value(*v)]).collect();
+            let tags = s
+                .tags
+                .iter()
+                .map(|(l, v)| vec![LETTERS[*l].to_owned(), value(*v)])
+                .collect();
             keys[s.key].sign(t0 + s.dt, KINDS[s.kind], tags, &format!("case {case} event {i}"))
         })
         .collect()
@@ -102,18 +119,34 @@ fn build_filter(f: &FilterSpec, events: &[Event], keys: &[Keys], t0: i64) -> Val
     let mut obj = serde_json::Map::new();
     if let Some(ids) = &f.ids {
         // Indices past the events name an id nobody has.
-        let ids: Vec<String> = ids.iter().map(|i| events.get(*i).map_or_else(|| format!("{i:064x}"), |e| hex::encode(&e.id))).collect();
+        let ids: Vec<String> = ids
+            .iter()
+            .map(|i| {
+                events
+                    .get(*i)
+                    .map_or_else(|| format!("{i:064x}"), |e| hex::encode(&e.id))
+            })
+            .collect();
         obj.insert("ids".into(), json!(ids));
     }
     if let Some(a) = &f.authors {
-        let a: Vec<String> = a.iter().map(|i| keys.get(*i).map_or_else(|| "ee".repeat(32), |k| hex::encode(&k.pubkey()))).collect();
+        let a: Vec<String> = a
+            .iter()
+            .map(|i| {
+                keys.get(*i)
+                    .map_or_else(|| "ee".repeat(32), |k| hex::encode(&k.pubkey()))
+            })
+            .collect();
         obj.insert("authors".into(), json!(a));
     }
     if let Some(k) = &f.kinds {
         obj.insert("kinds".into(), json!(k.iter().map(|i| KINDS[*i]).collect::<Vec<_>>()));
     }
     if let Some((letter, values)) = &f.tag {
-        obj.insert(format!("#{}", LETTERS[*letter]), json!(values.iter().map(|v| value(*v)).collect::<Vec<_>>()));
+        obj.insert(
+            format!("#{}", LETTERS[*letter]),
+            json!(values.iter().map(|v| value(*v)).collect::<Vec<_>>()),
+        );
     }
     if let Some(s) = f.since {
         obj.insert("since".into(), json!(t0 + s));
@@ -138,11 +171,18 @@ fn core_req(stored: &[Event], filters: &Filters, max_limit: u64) -> Vec<String> 
     }
     picked.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     let mut seen = HashSet::new();
-    picked.into_iter().filter(|e| seen.insert(e.id)).map(|e| hex::encode(&e.id)).collect()
+    picked
+        .into_iter()
+        .filter(|e| seen.insert(e.id))
+        .map(|e| hex::encode(&e.id))
+        .collect()
 }
 
 fn ids_of(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| e["id"].as_str().unwrap_or_default().to_owned()).collect()
+    events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 struct World {
@@ -173,13 +213,18 @@ async fn run_case(w: &World, case: usize, specs: &[EventSpec], filter_specs: &[V
     let mut live = Client::connect(&w.gw.url).await;
     for (i, set) in filter_sets.iter().enumerate() {
         let filters: Vec<Value> = set.as_array().cloned().unwrap_or_default();
-        let got = live.req(&format!("live{i}"), &filters).await.map_err(|f| format!("live REQ refused: {f}"))?;
+        let got = live
+            .req(&format!("live{i}"), &filters)
+            .await
+            .map_err(|f| format!("live REQ refused: {f}"))?;
         if !got.is_empty() {
             return Err(format!("events left over from an earlier case: {got:?}"));
         }
     }
     let sentinel_tag = format!("sentinel-{case}");
-    live.req("sentinel", &[json!({"#t": [sentinel_tag]})]).await.map_err(|f| format!("{f}"))?;
+    live.req("sentinel", &[json!({"#t": [sentinel_tag]})])
+        .await
+        .map_err(|f| format!("{f}"))?;
 
     let mut publisher = Client::connect(&w.gw.url).await;
     let mut accepted: Vec<&Event> = Vec::new();
@@ -210,25 +255,42 @@ async fn run_case(w: &World, case: usize, specs: &[EventSpec], filter_specs: &[V
             .map(|e| hex::encode(&e.id))
             .collect();
         if sql != want {
-            return Err(format!("SQL req disagrees with the core for {text}:\n sql  {sql:?}\n core {want:?}"));
+            return Err(format!(
+                "SQL req disagrees with the core for {text}:\n sql  {sql:?}\n core {want:?}"
+            ));
         }
         let filters_list: Vec<Value> = set.as_array().cloned().unwrap_or_default();
-        let via_gw = ids_of(&publisher.req(&format!("q{i}"), &filters_list).await.map_err(|f| format!("{f}"))?);
+        let via_gw = ids_of(
+            &publisher
+                .req(&format!("q{i}"), &filters_list)
+                .await
+                .map_err(|f| format!("{f}"))?,
+        );
         if via_gw != want {
-            return Err(format!("gateway REQ disagrees with the core for {text}:\n gw   {via_gw:?}\n core {want:?}"));
+            return Err(format!(
+                "gateway REQ disagrees with the core for {text}:\n gw   {via_gw:?}\n core {want:?}"
+            ));
         }
         publisher.send(&json!(["CLOSE", format!("q{i}")])).await;
     }
 
     // The sentinel: once it arrives, every earlier live event has too.
-    let sentinel = w.keys[0].sign(now(), 9999, vec![vec!["t".into(), sentinel_tag.clone()]], &format!("sentinel {case}"));
+    let sentinel = w.keys[0].sign(
+        now(),
+        9999,
+        vec![vec!["t".into(), sentinel_tag.clone()]],
+        &format!("sentinel {case}"),
+    );
     let sentinel_id = hex::encode(&sentinel.id);
     if publisher.publish(&sentinel.canonical_json()).await[2] != true {
         return Err("sentinel refused".into());
     }
     let mut got: HashMap<String, Vec<String>> = HashMap::new();
     loop {
-        let f = live.try_recv(Duration::from_secs(15)).await.ok_or("the sentinel never arrived")?;
+        let f = live
+            .try_recv(Duration::from_secs(15))
+            .await
+            .ok_or("the sentinel never arrived")?;
         if f[0] != "EVENT" {
             continue;
         }
@@ -244,10 +306,16 @@ async fn run_case(w: &World, case: usize, specs: &[EventSpec], filter_specs: &[V
     for (i, set) in filter_sets.iter().enumerate() {
         let filters = Filters::parse(&set.to_string()).map_err(|e| e.to_string())?;
         // Live delivery ignores `limit` (NIP-01: it shapes the stored part).
-        let want: Vec<String> = accepted.iter().filter(|e| filters.matches(e)).map(|e| hex::encode(&e.id)).collect();
+        let want: Vec<String> = accepted
+            .iter()
+            .filter(|e| filters.matches(e))
+            .map(|e| hex::encode(&e.id))
+            .collect();
         let have = got.remove(&format!("live{i}")).unwrap_or_default();
         if have != want {
-            return Err(format!("live fanout disagrees with the core for {set}:\n live {have:?}\n core {want:?}"));
+            return Err(format!(
+                "live fanout disagrees with the core for {set}:\n live {have:?}\n core {want:?}"
+            ));
         }
     }
     Ok(())
@@ -255,14 +323,30 @@ async fn run_case(w: &World, case: usize, specs: &[EventSpec], filter_specs: &[V
 
 #[test]
 fn core_sql_and_fanout_agree_on_random_events_and_filters() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let world = rt.block_on(async {
         let db = TestDb::new("agreement").await;
         let gw = Gateway::start(&db.url, &["--config", &ConfigFile::new(UNLIMITED).arg()]).await;
-        World { db, gw, keys: (0..KEYS).map(|i| Keys::from_seed(&format!("agree-{i}"))).collect() }
+        World {
+            db,
+            gw,
+            keys: (0..KEYS).map(|i| Keys::from_seed(&format!("agree-{i}"))).collect(),
+        }
     });
-    let cases = std::env::var("NOSTR_PG_AGREEMENT_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
-    let mut runner = TestRunner::new(Config { cases, max_shrink_iters: 8, failure_persistence: None, ..Config::default() });
+    let cases = std::env::var("NOSTR_PG_AGREEMENT_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        max_shrink_iters: 8,
+        failure_persistence: None,
+        ..Config::default()
+    });
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let result = runner.run(&case_strategy(), |(specs, filters)| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

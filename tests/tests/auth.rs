@@ -82,7 +82,10 @@ async fn direct_messages_are_served_only_to_their_participants() {
     let filter = json!({"kinds": [4]});
     let mut anon = Client::connect(&gw.url).await;
     let closed = anon.req("dm", &[filter.clone()]).await.expect_err("CLOSED");
-    assert!(closed[2].as_str().unwrap_or_default().starts_with("auth-required:"), "{closed}");
+    assert!(
+        closed[2].as_str().unwrap_or_default().starts_with("auth-required:"),
+        "{closed}"
+    );
 
     let mut outsider = Client::connect(&gw.url).await;
     authenticate(&mut outsider, &gw.url, &eve).await;

@@ -28,7 +28,12 @@ async fn overlapping(db: &TestDb, first: &str, second: &str) -> ((bool, String),
 
 async fn stored_ids(db: &TestDb, sql: &str) -> Vec<String> {
     let c = db.client().await;
-    c.query(sql, &[]).await.expect("query").iter().map(|r| r.get::<_, String>(0)).collect()
+    c.query(sql, &[])
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
 }
 
 #[tokio::test]
@@ -58,10 +63,7 @@ async fn deletion_racing_insert_never_leaves_the_event() {
     let t = now() - 100;
     let note = keys.sign(t, 1, vec![], "to be deleted");
     let deletion = keys.sign(t + 1, 5, tags(&[&["e", &hex::encode(&note.id)]]), "");
-    for (label, first, second) in [
-        ("insert_first", &note, &deletion),
-        ("delete_first", &deletion, &note),
-    ] {
+    for (label, first, second) in [("insert_first", &note, &deletion), ("delete_first", &deletion, &note)] {
         let db = TestDb::new(label).await;
         let (ra, rb) = overlapping(&db, &first.canonical_json(), &second.canonical_json()).await;
         let ids = stored_ids(&db, "SELECT encode(id, 'hex') FROM nostr.events").await;
@@ -82,7 +84,9 @@ async fn the_same_event_from_two_connections_is_stored_once() {
 async fn one_notification_per_transaction_names_its_rows() {
     use futures_util::StreamExt;
     let db = TestDb::new("notify").await;
-    let (listener, mut conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.expect("connect");
+    let (listener, mut conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
     tokio::spawn(stream.for_each(move |m| {
@@ -95,7 +99,10 @@ async fn one_notification_per_transaction_names_its_rows() {
 
     let keys = Keys::from_seed("notify");
     let events: Vec<String> = (0..20)
-        .map(|i| keys.sign(now(), if i == 7 { 20001 } else { 1 }, vec![], &format!("n{i}")).canonical_json())
+        .map(|i| {
+            keys.sign(now(), if i == 7 { 20001 } else { 1 }, vec![], &format!("n{i}"))
+                .canonical_json()
+        })
         .collect();
     let c = db.client().await;
     let rows = c
@@ -117,7 +124,10 @@ async fn one_notification_per_transaction_names_its_rows() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(named, events, "the range names every event, the ephemeral one included, in order");
+    assert_eq!(
+        named, events,
+        "the range names every event, the ephemeral one included, in order"
+    );
     // Exactly one notification for the transaction.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(rx.try_recv().is_err(), "a second notification arrived");

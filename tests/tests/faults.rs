@@ -71,7 +71,9 @@ async fn presign(label: &str, clients: usize, per_client: usize) -> Vec<Vec<(Str
 /// `error:` answer retried (as a real client would) until `stop` or the
 /// connection is lost. Returns when every event was acked.
 async fn publish_all(url: String, events: Vec<(String, String)>, window: usize, shared: Shared, stop: Arc<AtomicBool>) {
-    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else { return };
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+        return;
+    };
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let mut pending: std::collections::VecDeque<(String, String)> = events.into();
@@ -137,7 +139,10 @@ async fn served(gw_url: &str, ids: &HashSet<String>) -> usize {
     let list: Vec<&String> = ids.iter().collect();
     let mut n = 0;
     for (i, chunk) in list.chunks(400).enumerate() {
-        let got = c.req(&format!("chk{i}"), &[json!({"ids": chunk, "limit": 500})]).await.expect("req");
+        let got = c
+            .req(&format!("chk{i}"), &[json!({"ids": chunk, "limit": 500})])
+            .await
+            .expect("req");
         n += got.len();
     }
     n
@@ -152,7 +157,10 @@ async fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
 }
 
 fn kill9(pid: u32) {
-    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success(), "kill -9 {pid}");
 }
 
@@ -168,13 +176,27 @@ async fn kill_9_of_the_gateway_loses_no_acknowledged_event() {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = events
         .into_iter()
-        .map(|ev| tokio::spawn(publish_all(gw.url.clone(), ev, 64, Arc::clone(&shared), Arc::clone(&stop))))
+        .map(|ev| {
+            tokio::spawn(publish_all(
+                gw.url.clone(),
+                ev,
+                64,
+                Arc::clone(&shared),
+                Arc::clone(&stop),
+            ))
+        })
         .collect();
-    wait_for("1000 acks", Duration::from_secs(120), || tally(&shared).acked.len() >= 1000).await;
+    wait_for("1000 acks", Duration::from_secs(120), || {
+        tally(&shared).acked.len() >= 1000
+    })
+    .await;
     kill9(gw.pid().expect("gateway pid"));
     let killed_at = Instant::now();
     for t in tasks {
-        tokio::time::timeout(Duration::from_secs(60), t).await.expect("client ends").expect("client task");
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("client ends")
+            .expect("client task");
     }
     let (acked, sent) = {
         let t = tally(&shared);
@@ -230,7 +252,10 @@ impl Drop for OwnCluster {
 
 fn postmaster_pid(dir: &str) -> u32 {
     let text = std::fs::read_to_string(format!("{dir}/postmaster.pid")).expect("postmaster.pid");
-    text.lines().next().and_then(|l| l.trim().parse().ok()).expect("pid line")
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("pid line")
 }
 
 #[tokio::test]
@@ -242,7 +267,9 @@ async fn kill_9_of_postgres_loses_no_acknowledged_event_and_the_gateway_recovers
     let dir = dir.to_string_lossy().into_owned();
     let own = OwnCluster { dir: dir.clone(), port };
     let url = cluster("start", &dir, port).expect("start cluster");
-    let config = ConfigFile::new(&format!("{UNLIMITED}[database]\nconnect_timeout_ms = 2000\nacquire_timeout_ms = 2000\n"));
+    let config = ConfigFile::new(&format!(
+        "{UNLIMITED}[database]\nconnect_timeout_ms = 2000\nacquire_timeout_ms = 2000\n"
+    ));
     let gw = Gateway::start(&url, &["--config", &config.arg()]).await;
     let events = presign("kill-pg", CLIENTS, PER_CLIENT).await;
     let total = CLIENTS * PER_CLIENT;
@@ -250,9 +277,20 @@ async fn kill_9_of_postgres_loses_no_acknowledged_event_and_the_gateway_recovers
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = events
         .into_iter()
-        .map(|ev| tokio::spawn(publish_all(gw.url.clone(), ev, 64, Arc::clone(&shared), Arc::clone(&stop))))
+        .map(|ev| {
+            tokio::spawn(publish_all(
+                gw.url.clone(),
+                ev,
+                64,
+                Arc::clone(&shared),
+                Arc::clone(&stop),
+            ))
+        })
         .collect();
-    wait_for("1000 acks", Duration::from_secs(120), || tally(&shared).acked.len() >= 1000).await;
+    wait_for("1000 acks", Duration::from_secs(120), || {
+        tally(&shared).acked.len() >= 1000
+    })
+    .await;
     let pid = postmaster_pid(&dir);
     kill9(pid);
     let killed_at = Instant::now();
@@ -269,7 +307,10 @@ async fn kill_9_of_postgres_loses_no_acknowledged_event_and_the_gateway_recovers
     };
     let errors_during_outage = tally(&shared).errors;
     for t in tasks {
-        tokio::time::timeout(Duration::from_secs(180), t).await.expect("clients finish").expect("client task");
+        tokio::time::timeout(Duration::from_secs(180), t)
+            .await
+            .expect("clients finish")
+            .expect("client task");
     }
     let (acked, sent, errors, refusals, first_ack_after) = {
         let t = tally(&shared);
@@ -331,12 +372,16 @@ async fn statement_timeout_inside_a_batch() {
     let importer = db.client().await;
     importer.batch_execute("BEGIN").await.expect("begin");
     importer
-        .execute("INSERT INTO nostr.events (event) VALUES ($1::text::nostr.nostr_event)", &[&contested.canonical_json()])
+        .execute(
+            "INSERT INTO nostr.events (event) VALUES ($1::text::nostr.nostr_event)",
+            &[&contested.canonical_json()],
+        )
         .await
         .expect("importer insert");
 
     let mut a = Client::connect(&gw.url).await;
-    a.send_text(&format!(r#"["EVENT",{}]"#, contested.canonical_json())).await;
+    a.send_text(&format!(r#"["EVENT",{}]"#, contested.canonical_json()))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !gateway_waiting_on_a_lock(&admin, &db.name).await {
         assert!(Instant::now() < deadline, "the batch never blocked");
@@ -345,7 +390,9 @@ async fn statement_timeout_inside_a_batch() {
     // Others publish while that batch waits.
     let mut b = Client::connect(&gw.url).await;
     for i in 0..20 {
-        let f = b.publish(&keys.sign(now(), 1, vec![], &format!("bystander {i}")).canonical_json()).await;
+        let f = b
+            .publish(&keys.sign(now(), 1, vec![], &format!("bystander {i}")).canonical_json())
+            .await;
         assert_eq!(f[2], true, "bystander {i}: {f}");
     }
     let f = a.recv().await;
@@ -358,7 +405,10 @@ async fn statement_timeout_inside_a_batch() {
     let f = a.publish(&contested.canonical_json()).await;
     assert_eq!(f[2], true, "after the lock is gone: {f}");
     assert_eq!(event_count(&admin).await, 21);
-    println!("statement timeout in a batch: contested event got {}, 20/20 bystanders acked meanwhile", f[3]);
+    println!(
+        "statement timeout in a batch: contested event got {}, 20/20 bystanders acked meanwhile",
+        f[3]
+    );
 }
 
 /// A write failure (SQLSTATE 53100, as a full disk raises it) in the middle
@@ -388,7 +438,9 @@ async fn disk_full_inside_a_batch() {
     let gw = Gateway::start(&db.url, &["--config", &config.arg()]).await;
     let keys = Keys::from_seed("disk-full");
     let mut c = Client::connect(&gw.url).await;
-    let mut events: Vec<_> = (0..10).map(|i| keys.sign(now(), 1, tags(&[&["t", "ok"]]), &format!("fine {i}"))).collect();
+    let mut events: Vec<_> = (0..10)
+        .map(|i| keys.sign(now(), 1, tags(&[&["t", "ok"]]), &format!("fine {i}")))
+        .collect();
     let poison = keys.sign(now(), 1, tags(&[&["t", "diskfull"]]), "cannot be written");
     events.insert(5, poison.clone());
     for e in &events {
@@ -398,20 +450,30 @@ async fn disk_full_inside_a_batch() {
     while answers.len() < events.len() {
         let f = c.recv().await;
         if f[0] == "OK" {
-            answers.insert(f[1].as_str().unwrap_or_default().to_owned(), (f[2] == true, f[3].as_str().unwrap_or_default().to_owned()));
+            answers.insert(
+                f[1].as_str().unwrap_or_default().to_owned(),
+                (f[2] == true, f[3].as_str().unwrap_or_default().to_owned()),
+            );
         }
     }
     let batches = metric(&gw.http_url(), "nostr_gateway_publish_batch_size_count").await;
     for e in &events {
         let (ok, msg) = &answers[&hex::encode(&e.id)];
         if e.id == poison.id {
-            assert!(!ok && msg.starts_with("error: ") && msg.contains("No space left"), "{msg}");
+            assert!(
+                !ok && msg.starts_with("error: ") && msg.contains("No space left"),
+                "{msg}"
+            );
         } else {
             assert!(ok, "batch-mate refused: {msg}");
         }
     }
     assert_eq!(event_count(&admin).await, 10);
-    let tag_rows: i64 = admin.query_one("SELECT count(*) FROM nostr.event_tags", &[]).await.expect("tags").get(0);
+    let tag_rows: i64 = admin
+        .query_one("SELECT count(*) FROM nostr.event_tags", &[])
+        .await
+        .expect("tags")
+        .get(0);
     assert_eq!(tag_rows, 10, "no tag row of the poisoned event survived");
     println!("disk full in a batch: 1 error:, 10/10 batch-mates stored ({batches} publish_batch calls)");
 }

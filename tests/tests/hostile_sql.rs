@@ -26,7 +26,9 @@ fn event_json(frame: &str) -> Option<&str> {
 }
 
 fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_owned()).unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+    e.code()
+        .map(|c| c.code().to_owned())
+        .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
 }
 
 #[tokio::test]
@@ -43,7 +45,9 @@ async fn bad_events_through_every_sql_path() {
         }
         let name = &case.name;
         // nostr.publish: a verdict row, never an error.
-        let row = c.query_one("SELECT accepted, message FROM nostr.publish($1)", &[&json]).await;
+        let row = c
+            .query_one("SELECT accepted, message FROM nostr.publish($1)", &[&json])
+            .await;
         let row = row.unwrap_or_else(|e| panic!("{name}: publish raised {e}"));
         let (accepted, message): (bool, String) = (row.get(0), row.get(1));
         assert!(!accepted && message.starts_with("invalid: "), "{name}: {message}");
@@ -56,7 +60,12 @@ async fn bad_events_through_every_sql_path() {
         let rule_only = RULE_ONLY.iter().any(|r| name.contains(r));
         // The type's input function, and INSERT through it.
         let cast = c.query_one("SELECT $1::text::nostr.nostr_event::text", &[&json]).await;
-        let insert = c.execute("INSERT INTO nostr.events (event) VALUES ($1::text::nostr.nostr_event)", &[&json]).await;
+        let insert = c
+            .execute(
+                "INSERT INTO nostr.events (event) VALUES ($1::text::nostr.nostr_event)",
+                &[&json],
+            )
+            .await;
         if rule_only {
             assert!(cast.is_ok(), "{name}: the type accepts it, the rules do not");
             let e = insert.expect_err("INSERT must refuse");
@@ -68,12 +77,19 @@ async fn bad_events_through_every_sql_path() {
             }
         }
         // The jsonb cast: malformed JSON already fails as jsonb (22P02).
-        match c.query_one("SELECT $1::text::jsonb::nostr.nostr_event::text", &[&json]).await {
+        match c
+            .query_one("SELECT $1::text::jsonb::nostr.nostr_event::text", &[&json])
+            .await
+        {
             Ok(_) if rule_only => {}
             Ok(_) => panic!("{name}: jsonb cast accepted a bad event"),
             Err(e) => {
                 let code = sqlstate(&e);
-                assert!(code == "22023" || code == "22P02" || code == "22P05", "{name}: jsonb: {code} {:?}", e.as_db_error().map(|d| d.message()));
+                assert!(
+                    code == "22023" || code == "22P02" || code == "22P05",
+                    "{name}: jsonb: {code} {:?}",
+                    e.as_db_error().map(|d| d.message())
+                );
             }
         }
         checked += 1;
@@ -91,10 +107,22 @@ async fn bad_events_through_every_sql_path() {
         .expect("publish_batch");
     let verdicts: Vec<(bool, String)> = rows.iter().map(|r| (r.get(1), r.get(2))).collect();
     assert_eq!(verdicts.len(), 5);
-    assert!(verdicts.iter().enumerate().all(|(i, (ok, m))| if i == 3 { *ok } else { !ok && m.starts_with("invalid: ") }), "{verdicts:?}");
-    let e = c.query_one("SELECT $1::text::nostr.nostr_event", &[&deep]).await.expect_err("deep");
+    assert!(
+        verdicts
+            .iter()
+            .enumerate()
+            .all(|(i, (ok, m))| if i == 3 { *ok } else { !ok && m.starts_with("invalid: ") }),
+        "{verdicts:?}"
+    );
+    let e = c
+        .query_one("SELECT $1::text::nostr.nostr_event", &[&deep])
+        .await
+        .expect_err("deep");
     assert_eq!(sqlstate(&e), "22023");
-    let e = c.execute("INSERT INTO nostr.events (event) VALUES (NULL)", &[]).await.expect_err("null event");
+    let e = c
+        .execute("INSERT INTO nostr.events (event) VALUES (NULL)", &[])
+        .await
+        .expect_err("null event");
     assert_eq!(e.code(), Some(&SqlState::NOT_NULL_VIOLATION), "{e}");
     // Derived columns written by a caller are ignored, not trusted.
     let forged = keys.sign(now(), 1, vec![], "forged columns").canonical_json();
@@ -109,9 +137,15 @@ async fn bad_events_through_every_sql_path() {
         .query_one("SELECT kind, created_at > 0, tags = '{}' FROM nostr.events WHERE id <> '\\x00'::bytea AND event::text = $1", &[&forged])
         .await
         .expect("derived columns recomputed");
-    assert_eq!((row.get::<_, i32>(0), row.get::<_, bool>(1), row.get::<_, bool>(2)), (1, true, true));
+    assert_eq!(
+        (row.get::<_, i32>(0), row.get::<_, bool>(1), row.get::<_, bool>(2)),
+        (1, true, true)
+    );
     // Updates are refused outright.
-    let e = c.execute("UPDATE nostr.events SET kind = 7", &[]).await.expect_err("update");
+    let e = c
+        .execute("UPDATE nostr.events SET kind = 7", &[])
+        .await
+        .expect_err("update");
     assert_eq!(e.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED), "{e}");
     c.execute("DELETE FROM nostr.events", &[]).await.expect("cleanup");
     let mut after = row_counts(&c).await;
@@ -130,9 +164,12 @@ async fn bad_filters_through_req_count_and_matches() {
     let c = db.client().await;
     let keys = Keys::from_seed(SEED);
     let stored = keys.sign(now() - 5, 1, tags(&[&["t", SQLISH]]), SQLISH);
-    c.execute("INSERT INTO nostr.events (event) VALUES ($1::text::nostr.nostr_event)", &[&stored.canonical_json()])
-        .await
-        .expect("insert");
+    c.execute(
+        "INSERT INTO nostr.events (event) VALUES ($1::text::nostr.nostr_event)",
+        &[&stored.canonical_json()],
+    )
+    .await
+    .expect("insert");
     let before = row_counts(&c).await;
     let max_filters: usize = c
         .query_one("SELECT current_setting('nostr.max_filters')::int", &[])
@@ -143,7 +180,9 @@ async fn bad_filters_through_req_count_and_matches() {
         .unwrap_or(50);
     let mut checked = 0;
     for case in req_cases() {
-        let Ok(Value::Array(frame)) = serde_json::from_str::<Value>(&case.frame) else { continue };
+        let Ok(Value::Array(frame)) = serde_json::from_str::<Value>(&case.frame) else {
+            continue;
+        };
         let filters = Value::Array(frame.get(2..).unwrap_or_default().to_vec()).to_string();
         // What the core parser says decides what SQL must say.
         let should_fail = match Filters::parse(&filters) {
@@ -167,11 +206,18 @@ async fn bad_filters_through_req_count_and_matches() {
         // matches() takes jsonb: each filter object on its own.
         for f in frame.get(2..).unwrap_or_default() {
             let r = c
-                .query_one("SELECT nostr.matches(e.event, $1::text::jsonb) FROM nostr.events e LIMIT 1", &[&f.to_string()])
+                .query_one(
+                    "SELECT nostr.matches(e.event, $1::text::jsonb) FROM nostr.events e LIMIT 1",
+                    &[&f.to_string()],
+                )
                 .await;
             if let Err(e) = r {
                 let code = sqlstate(&e);
-                assert!(code == "22023" || code == "22P05", "{name}: matches({f}): {code} {:?}", e.as_db_error().map(|d| d.message()));
+                assert!(
+                    code == "22023" || code == "22P05",
+                    "{name}: matches({f}): {code} {:?}",
+                    e.as_db_error().map(|d| d.message())
+                );
             }
         }
         checked += 1;
@@ -179,24 +225,43 @@ async fn bad_filters_through_req_count_and_matches() {
     // Deep nesting and non-JSON.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     for bad in [deep.as_str(), "", "not json", "{", "[{\"kinds\":[1]}"] {
-        let e = c.query("SELECT nostr.req($1::text)", &[&bad]).await.expect_err("bad filters");
+        let e = c
+            .query("SELECT nostr.req($1::text)", &[&bad])
+            .await
+            .expect_err("bad filters");
         assert_eq!(sqlstate(&e), "22023", "{e}");
     }
     // Numbers jsonb holds but serde_json cannot (pgrx's JsonB conversion
     // must not turn them into an opaque XX000).
     for f in [r#"{"limit":1e999}"#, r#"{"since":1e999}"#, r#"{"kinds":[1e999]}"#] {
         let e = c
-            .query_one("SELECT nostr.matches(e.event, $1::text::jsonb) FROM nostr.events e LIMIT 1", &[&f])
+            .query_one(
+                "SELECT nostr.matches(e.event, $1::text::jsonb) FROM nostr.events e LIMIT 1",
+                &[&f],
+            )
             .await
             .expect_err("huge number");
-        assert_eq!(sqlstate(&e), "22023", "matches({f}): {:?}", e.as_db_error().map(|d| d.message()));
+        assert_eq!(
+            sqlstate(&e),
+            "22023",
+            "matches({f}): {:?}",
+            e.as_db_error().map(|d| d.message())
+        );
     }
     // changes() with any range is just a range.
     for (lo, hi) in [(i64::MIN, i64::MAX), (5, 1), (-1, -1)] {
-        c.query("SELECT nostr.changes($1, $2)", &[&lo, &hi]).await.expect("changes");
+        c.query("SELECT nostr.changes($1, $2)", &[&lo, &hi])
+            .await
+            .expect("changes");
     }
     // The jsonb overloads.
-    let e = c.query("SELECT nostr.req($1::text::jsonb)", &[&json!({"kinds": ["x"]}).to_string()]).await.expect_err("jsonb req");
+    let e = c
+        .query(
+            "SELECT nostr.req($1::text::jsonb)",
+            &[&json!({"kinds": ["x"]}).to_string()],
+        )
+        .await
+        .expect_err("jsonb req");
     assert_eq!(sqlstate(&e), "22023");
     assert_eq!(row_counts(&c).await, before);
     println!("{checked} hostile filter lists checked through req, req_json, count and matches");

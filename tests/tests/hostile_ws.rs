@@ -39,7 +39,12 @@ async fn run_cases(c: &mut Client, cases: &[Case]) {
         }
         c.send(&json!(["REQ", probe, {"ids": []}])).await;
         let f = c.recv().await;
-        assert_eq!(f, json!(["EOSE", probe]), "{}: unexpected extra frame or unusable connection", case.name);
+        assert_eq!(
+            f,
+            json!(["EOSE", probe]),
+            "{}: unexpected extra frame or unusable connection",
+            case.name
+        );
         c.send(&json!(["CLOSE", probe])).await;
     }
 }
@@ -56,7 +61,10 @@ fn check(case: &Case, f: &Value) {
             assert_eq!(f[0], "OK", "{name}: {f}");
             assert_eq!(f[1], id.as_str(), "{name}: {f}");
             assert_eq!(f[2], false, "{name}: {f}");
-            assert!(text(3).starts_with("invalid: ") && text(3).contains(containing), "{name}: {f}");
+            assert!(
+                text(3).starts_with("invalid: ") && text(3).contains(containing),
+                "{name}: {f}"
+            );
         }
         Want::Closed(sub) => {
             assert_eq!(f[0], "CLOSED", "{name}: {f}");
@@ -85,7 +93,9 @@ async fn every_bad_event_is_refused_and_nothing_is_stored() {
     run_cases(&mut c, &cases).await;
     assert_eq!(row_counts(&admin).await, before, "a refused event changed the database");
     // The same connection still publishes.
-    let ok = c.publish(&keys.sign(now(), 1, vec![], "still fine").canonical_json()).await;
+    let ok = c
+        .publish(&keys.sign(now(), 1, vec![], "still fine").canonical_json())
+        .await;
     assert_eq!(ok[2], true, "{ok}");
     println!("{} hostile events refused", cases.len());
 }
@@ -115,7 +125,11 @@ async fn every_bad_req_is_closed_and_odd_but_valid_ones_are_served() {
     let mut cases = req_cases();
     // The kind-1 REQs with odd sub ids do return the stored event before EOSE:
     // run them separately below.
-    let odd_subs: Vec<Case> = cases.iter().filter(|c| c.name.starts_with("REQ: sub id")).map(|c| case(c.name.clone(), c.frame.clone(), c.want.clone())).collect();
+    let odd_subs: Vec<Case> = cases
+        .iter()
+        .filter(|c| c.name.starts_with("REQ: sub id"))
+        .map(|c| case(c.name.clone(), c.frame.clone(), c.want.clone()))
+        .collect();
     cases.retain(|c| !c.name.starts_with("REQ: sub id"));
     run_cases(&mut c, &cases).await;
     for case in &odd_subs {
@@ -163,13 +177,18 @@ async fn odd_but_valid_events_are_stored_and_served_byte_for_byte() {
     v["unknown"] = json!({"nested": [1, 2, 3]});
     assert_eq!(c.publish(&v.to_string()).await[2], true);
     let pair = keys.sign(t, 1, vec![], "😀");
-    let escaped = pair.canonical_json().replacen("\"content\":\"😀\"", "\"content\":\"\\ud83d\\ude00\"", 1);
+    let escaped = pair
+        .canonical_json()
+        .replacen("\"content\":\"😀\"", "\"content\":\"\\ud83d\\ude00\"", 1);
     assert_eq!(c.publish(&escaped).await[2], true);
 
     let mut all: Vec<Event> = events.to_vec();
     all.extend([extra, pair]);
     for e in &all {
-        let got = c.req("one", &[json!({"ids": [hex::encode(&e.id)]})]).await.expect("req");
+        let got = c
+            .req("one", &[json!({"ids": [hex::encode(&e.id)]})])
+            .await
+            .expect("req");
         assert_eq!(got.len(), 1, "{}", hex::encode(&e.id));
         let served = Event::from_value(&got[0]).expect("served event parses");
         assert_eq!(&served, e, "served back as published");
@@ -186,7 +205,11 @@ async fn odd_but_valid_events_are_stored_and_served_byte_for_byte() {
 #[tokio::test]
 async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
     let (db, gw) = relay("bad_utf8").await;
-    for payload in [&b"[\"REQ\",\"s\",{\"#t\":[\"\xff\xfe\"]}]"[..], b"\xc3\x28", b"[\"EVENT\",\"\xed\xa0\x80\"]"] {
+    for payload in [
+        &b"[\"REQ\",\"s\",{\"#t\":[\"\xff\xfe\"]}]"[..],
+        b"\xc3\x28",
+        b"[\"EVENT\",\"\xed\xa0\x80\"]",
+    ] {
         let mut ws = raw_connect(&gw.url).await;
         let frame = Frame::message(payload.to_vec(), OpCode::Data(Data::Text), true);
         ws.send(Message::Frame(frame)).await.expect("send raw frame");
@@ -205,17 +228,42 @@ async fn oversized_messages_close_with_1009() {
     let limit = 256 * 1024;
     // One frame over the limit.
     let mut ws = raw_connect(&gw.url).await;
-    ws.send(Message::text(format!(r##"["REQ","s",{{"#t":["{}"]}}]"##, "x".repeat(limit)))).await.expect("send");
+    ws.send(Message::text(format!(
+        r##"["REQ","s",{{"#t":["{}"]}}]"##,
+        "x".repeat(limit)
+    )))
+    .await
+    .expect("send");
     let ending = read_until_end(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(ending.close_code, Some(1009), "{ending:?}");
-    assert!(ending.texts.iter().any(|t| t.contains("NOTICE") && t.contains("larger than")), "{ending:?}");
+    assert!(
+        ending
+            .texts
+            .iter()
+            .any(|t| t.contains("NOTICE") && t.contains("larger than")),
+        "{ending:?}"
+    );
 
     // Many small fragments adding up to more than the limit.
     let mut ws = raw_connect(&gw.url).await;
     let chunk = vec![b'x'; 60 * 1024];
-    ws.send(Message::Frame(Frame::message(chunk.clone(), OpCode::Data(Data::Text), false))).await.expect("send");
+    ws.send(Message::Frame(Frame::message(
+        chunk.clone(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .expect("send");
     for _ in 0..4 {
-        if ws.send(Message::Frame(Frame::message(chunk.clone(), OpCode::Data(Data::Continue), false))).await.is_err() {
+        if ws
+            .send(Message::Frame(Frame::message(
+                chunk.clone(),
+                OpCode::Data(Data::Continue),
+                false,
+            )))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -248,15 +296,22 @@ async fn permessage_deflate_is_never_negotiated() {
     let addr = gw.http_url().trim_start_matches("http://").to_owned();
     let mut s = tokio::net::TcpStream::connect(&addr).await.expect("tcp");
     let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
-    s.write_all(upgrade_request(&addr, offer).as_bytes()).await.expect("write");
+    s.write_all(upgrade_request(&addr, offer).as_bytes())
+        .await
+        .expect("write");
     let head = response_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(!head.to_ascii_lowercase().contains("sec-websocket-extensions"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("sec-websocket-extensions"),
+        "{head}"
+    );
     // The AUTH challenge arrives first.
     let (op, _) = server_frame(&mut s, Duration::from_secs(5)).await.expect("AUTH frame");
     assert_eq!(op, 0x1);
     // A "compressed" frame: deflate of a long run of zeros, RSV1 set.
-    let bomb = [0xed, 0xc1, 0x01, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x90, 0xfe, 0xaf, 0xee, 0x01];
+    let bomb = [
+        0xed, 0xc1, 0x01, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x90, 0xfe, 0xaf, 0xee, 0x01,
+    ];
     s.write_all(&client_frame(true, true, 0x1, &bomb)).await.expect("write");
     assert_eq!(close_code_raw(&mut s, Duration::from_secs(5)).await, Some(1002));
 }
@@ -265,8 +320,12 @@ async fn permessage_deflate_is_never_negotiated() {
 async fn binary_and_control_frames() {
     let (_db, gw) = relay("binary").await;
     let mut ws = raw_connect(&gw.url).await;
-    ws.send(Message::binary(b"[\"REQ\",\"s\",{}]".to_vec())).await.expect("send");
-    ws.send(Message::Ping(b"are you there".to_vec().into())).await.expect("ping");
+    ws.send(Message::binary(b"[\"REQ\",\"s\",{}]".to_vec()))
+        .await
+        .expect("send");
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping");
     ws.send(Message::text(r#"["REQ","s",{"ids":[]}]"#)).await.expect("send");
     let mut saw = (false, false, false);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

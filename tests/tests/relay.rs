@@ -18,7 +18,10 @@ async fn relay(label: &str) -> (TestDb, Gateway) {
 
 fn ok_frame(f: &Value) -> (bool, String) {
     assert_eq!(f[0], "OK", "{f}");
-    (f[2].as_bool().unwrap_or(false), f[3].as_str().unwrap_or_default().to_owned())
+    (
+        f[2].as_bool().unwrap_or(false),
+        f[3].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 #[tokio::test]
@@ -40,7 +43,8 @@ async fn canonical_vectors_are_accepted_and_served_back_exactly() {
     for (id, _) in &sent {
         let e = all.iter().find(|e| e["id"] == id.as_str()).expect("served");
         // What is served re-verifies: same id over the canonical serialization.
-        let ev = nostr_pg_core::Event::parse_verified(&e.to_string(), &nostr_pg_core::Verifier::new()).expect("verifies");
+        let ev =
+            nostr_pg_core::Event::parse_verified(&e.to_string(), &nostr_pg_core::Verifier::new()).expect("verifies");
         assert_eq!(hex::encode(&ev.id), *id);
     }
 }
@@ -62,12 +66,19 @@ async fn req_streams_stored_then_eose_then_live_until_close() {
     let e = sub.next_event("s1").await;
     assert_eq!(e["id"], hex::encode(&live.id).as_str());
     // Non-matching events are not delivered; CLOSE ends delivery.
-    publisher.publish(&keys.sign(now(), 7, vec![], "+").canonical_json()).await;
+    publisher
+        .publish(&keys.sign(now(), 7, vec![], "+").canonical_json())
+        .await;
     sub.send(&json!(["CLOSE", "s1"])).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    publisher.publish(&keys.sign(now(), 1, vec![], "after close").canonical_json()).await;
+    publisher
+        .publish(&keys.sign(now(), 1, vec![], "after close").canonical_json())
+        .await;
     let extra = sub.try_recv(Duration::from_millis(700)).await;
-    assert!(extra.is_none() || extra.as_ref().is_some_and(|f| f[0] != "EVENT"), "{extra:?}");
+    assert!(
+        extra.is_none() || extra.as_ref().is_some_and(|f| f[0] != "EVENT"),
+        "{extra:?}"
+    );
 }
 
 #[tokio::test]
@@ -78,11 +89,17 @@ async fn a_req_with_an_existing_id_replaces_it() {
     sub.req("x", &[json!({"kinds": [1]})]).await.expect("first");
     sub.req("x", &[json!({"kinds": [7]})]).await.expect("second");
     let mut publisher = Client::connect(&gw.url).await;
-    publisher.publish(&keys.sign(now(), 1, vec![], "kind 1").canonical_json()).await;
+    publisher
+        .publish(&keys.sign(now(), 1, vec![], "kind 1").canonical_json())
+        .await;
     let reaction = keys.sign(now(), 7, vec![], "+");
     publisher.publish(&reaction.canonical_json()).await;
     let e = sub.next_event("x").await;
-    assert_eq!(e["id"], hex::encode(&reaction.id).as_str(), "only the replacing filter applies");
+    assert_eq!(
+        e["id"],
+        hex::encode(&reaction.id).as_str(),
+        "only the replacing filter applies"
+    );
 }
 
 #[tokio::test]
@@ -99,21 +116,34 @@ async fn kind_classes_over_the_wire() {
     assert!(ok_frame(&c.publish(&p2.canonical_json()).await).0);
     let (ok, msg) = ok_frame(&c.publish(&p1.canonical_json()).await);
     assert!(!ok && msg.starts_with("duplicate:"), "{msg}");
-    assert_eq!(ids(&c.req("p", &[json!({"kinds": [0]})]).await.expect("req")), vec![hex::encode(&p2.id)]);
+    assert_eq!(
+        ids(&c.req("p", &[json!({"kinds": [0]})]).await.expect("req")),
+        vec![hex::encode(&p2.id)]
+    );
 
     // Addressable by d.
     let a = keys.sign(t, 30023, tags(&[&["d", "x"]]), "v1");
     let b = keys.sign(t + 1, 30023, tags(&[&["d", "x"]]), "v2");
     c.publish(&a.canonical_json()).await;
     c.publish(&b.canonical_json()).await;
-    assert_eq!(ids(&c.req("a", &[json!({"kinds": [30023], "#d": ["x"]})]).await.expect("req")), vec![hex::encode(&b.id)]);
+    assert_eq!(
+        ids(&c
+            .req("a", &[json!({"kinds": [30023], "#d": ["x"]})])
+            .await
+            .expect("req")),
+        vec![hex::encode(&b.id)]
+    );
 
     // Deletion: gone, and cannot come back.
     let note = keys.sign(t, 1, vec![], "oops");
     c.publish(&note.canonical_json()).await;
     let del = keys.sign(t + 2, 5, tags(&[&["e", &hex::encode(&note.id)]]), "");
     assert!(ok_frame(&c.publish(&del.canonical_json()).await).0);
-    assert!(c.req("n", &[json!({"ids": [hex::encode(&note.id)]})]).await.expect("req").is_empty());
+    assert!(c
+        .req("n", &[json!({"ids": [hex::encode(&note.id)]})])
+        .await
+        .expect("req")
+        .is_empty());
     let (ok, msg) = ok_frame(&c.publish(&note.canonical_json()).await);
     assert!(!ok && msg.starts_with("blocked:"), "{msg}");
 
@@ -132,14 +162,19 @@ async fn ordering_limit_and_count() {
     let keys = Keys::from_seed("order");
     let mut c = Client::connect(&gw.url).await;
     let t = now() - 1000;
-    let mut events: Vec<_> = (0..6).map(|i| keys.sign(t + (i / 2), 1, vec![], &format!("{i}"))).collect();
+    let mut events: Vec<_> = (0..6)
+        .map(|i| keys.sign(t + (i / 2), 1, vec![], &format!("{i}")))
+        .collect();
     for e in &events {
         c.publish(&e.canonical_json()).await;
     }
     events.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     let want: Vec<String> = events.iter().map(|e| hex::encode(&e.id)).collect();
     assert_eq!(ids(&c.req("all", &[json!({})]).await.expect("req")), want);
-    assert_eq!(ids(&c.req("l3", &[json!({"limit": 3})]).await.expect("req")), want[..3].to_vec());
+    assert_eq!(
+        ids(&c.req("l3", &[json!({"limit": 3})]).await.expect("req")),
+        want[..3].to_vec()
+    );
     c.send(&json!(["COUNT", "c", {"kinds": [1]}])).await;
     let f = c.recv().await;
     assert_eq!(f[0], "COUNT", "{f}");
@@ -150,7 +185,15 @@ async fn ordering_limit_and_count() {
 async fn malformed_frames_get_clear_answers_and_the_connection_stays_usable() {
     let (db, gw) = relay("malformed").await;
     let mut c = Client::connect(&gw.url).await;
-    for bad in ["not json", "{}", "[]", "[\"NOPE\"]", "[\"REQ\"]", "[1,2,3]", "\"EVENT\""] {
+    for bad in [
+        "not json",
+        "{}",
+        "[]",
+        "[\"NOPE\"]",
+        "[\"REQ\"]",
+        "[1,2,3]",
+        "\"EVENT\"",
+    ] {
         c.send_text(bad).await;
         let f = c.recv().await;
         assert!(f[0] == "NOTICE" || f[0] == "CLOSED", "{bad}: {f}");
@@ -163,16 +206,35 @@ async fn malformed_frames_get_clear_answers_and_the_connection_stays_usable() {
     assert!(!ok && msg.starts_with("invalid:"), "{msg}");
     // A bad filter gets CLOSED invalid:.
     let closed = c.req("bad", &[json!({"ids": ["XYZ"]})]).await.expect_err("closed");
-    assert!(closed[2].as_str().unwrap_or_default().starts_with("invalid:"), "{closed}");
+    assert!(
+        closed[2].as_str().unwrap_or_default().starts_with("invalid:"),
+        "{closed}"
+    );
     let closed = c.req("neg", &[json!({"limit": -1})]).await.expect_err("closed");
-    assert!(closed[2].as_str().unwrap_or_default().starts_with("invalid:"), "{closed}");
+    assert!(
+        closed[2].as_str().unwrap_or_default().starts_with("invalid:"),
+        "{closed}"
+    );
     // SQL-looking strings are just strings.
-    let sqlish = keys.sign(now(), 1, tags(&[&["t", "'); DROP TABLE nostr.events; --"]]), "' OR 1=1 --");
+    let sqlish = keys.sign(
+        now(),
+        1,
+        tags(&[&["t", "'); DROP TABLE nostr.events; --"]]),
+        "' OR 1=1 --",
+    );
     assert!(ok_frame(&c.publish(&sqlish.canonical_json()).await).0);
-    let got = c.req("sql", &[json!({"#t": ["'); DROP TABLE nostr.events; --"]})]).await.expect("req");
+    let got = c
+        .req("sql", &[json!({"#t": ["'); DROP TABLE nostr.events; --"]})])
+        .await
+        .expect("req");
     assert_eq!(ids(&got), vec![hex::encode(&sqlish.id)]);
     // Still usable, and nothing but the valid event was stored.
-    let rows = db.client().await.query_one("SELECT count(*) FROM nostr.events", &[]).await.expect("count");
+    let rows = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM nostr.events", &[])
+        .await
+        .expect("count");
     assert_eq!(rows.get::<_, i64>(0), 1);
 }
 
@@ -202,7 +264,10 @@ async fn three_gateways_share_one_database() {
         let mut c = Client::connect(&gw.url).await;
         answers.push(ids(&c.req("q", &[json!({"kinds": [1]})]).await.expect("req")));
     }
-    assert!(answers.iter().all(|a| a == &answers[0]) && answers[0].len() == 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|a| a == &answers[0]) && answers[0].len() == 1,
+        "{answers:?}"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +275,10 @@ async fn nip11_document_on_the_same_port() {
     let (_db, gw) = relay("nip11").await;
     let (head, body) = http_get(&gw, "/", "application/nostr+json").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("access-control-allow-origin: *"),
+        "{head}"
+    );
     let doc: Value = serde_json::from_str(&body).expect("json");
     let nips = doc["supported_nips"].as_array().expect("supported_nips");
     for n in [1, 9, 11, 40, 42, 45, 50, 70] {
@@ -241,7 +309,11 @@ async fn health_and_metrics() {
     ] {
         assert!(body.lines().any(|l| l == line), "/metrics lacks `{line}`:\n{body}");
     }
-    for family in ["nostr_gateway_query_seconds_bucket", "nostr_gateway_publish_seconds_bucket", "nostr_gateway_slow_clients_dropped_total"] {
+    for family in [
+        "nostr_gateway_query_seconds_bucket",
+        "nostr_gateway_publish_seconds_bucket",
+        "nostr_gateway_slow_clients_dropped_total",
+    ] {
         assert!(body.contains(family), "/metrics lacks {family}");
     }
 }
@@ -253,7 +325,8 @@ async fn search_passes_through_to_full_text_search() {
     let mut c = Client::connect(&gw.url).await;
     let hit = keys.sign(now(), 1, vec![], "PostgreSQL full text search works");
     c.publish(&hit.canonical_json()).await;
-    c.publish(&keys.sign(now(), 1, vec![], "unrelated words").canonical_json()).await;
+    c.publish(&keys.sign(now(), 1, vec![], "unrelated words").canonical_json())
+        .await;
     let got = c.req("s", &[json!({"search": "text search"})]).await.expect("req");
     assert_eq!(ids(&got), vec![hex::encode(&hit.id)]);
 }

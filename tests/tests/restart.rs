@@ -21,7 +21,11 @@ fn cluster(cmd: &str, dir: &str, port: u16) -> String {
         .args([cmd, dir, &port.to_string()])
         .output()
         .expect("run cluster.sh");
-    assert!(out.status.success(), "cluster.sh {cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cluster.sh {cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -55,7 +59,10 @@ async fn gateway_survives_a_postgres_restart() {
     let f = c.publish(&during.canonical_json()).await;
     assert_eq!(f[2], false, "{f}");
     assert!(f[3].as_str().unwrap_or_default().starts_with("error:"), "{f}");
-    let closed = c.req("down", &[json!({"kinds": [1]})]).await.expect_err("CLOSED while down");
+    let closed = c
+        .req("down", &[json!({"kinds": [1]})])
+        .await
+        .expect_err("CLOSED while down");
     assert!(closed[2].as_str().unwrap_or_default().starts_with("error:"), "{closed}");
 
     cluster("start", &dir, port);

@@ -23,7 +23,10 @@ async fn nostr_sdk_publishes_subscribes_and_fetches() {
     listener.subscribe(live, None).await.expect("subscribe");
     let mut notifications = listener.notifications();
 
-    let sent = client.send_event_builder(EventBuilder::text_note("hello from nostr-sdk")).await.expect("send");
+    let sent = client
+        .send_event_builder(EventBuilder::text_note("hello from nostr-sdk"))
+        .await
+        .expect("send");
     assert!(sent.failed.is_empty(), "{:?}", sent.failed);
     assert_eq!(sent.success.len(), 1);
 
@@ -41,11 +44,17 @@ async fn nostr_sdk_publishes_subscribes_and_fetches() {
     assert_eq!(delivered.content, "hello from nostr-sdk");
 
     let filter = Filter::new().author(keys.public_key()).kind(Kind::TextNote).limit(10);
-    let events = client.fetch_events(filter, Duration::from_secs(10)).await.expect("fetch");
+    let events = client
+        .fetch_events(filter, Duration::from_secs(10))
+        .await
+        .expect("fetch");
     let fetched: Vec<_> = events.into_iter().collect();
     assert_eq!(fetched.len(), 1);
     assert_eq!(fetched[0].id, *sent.id());
-    assert!(fetched[0].verify().is_ok(), "served event verifies in a foreign implementation");
+    assert!(
+        fetched[0].verify().is_ok(),
+        "served event verifies in a foreign implementation"
+    );
 
     client.disconnect().await;
     listener.disconnect().await;

@@ -71,7 +71,10 @@ mod tests {
     fn escapes_exactly_what_nip01_lists() {
         assert_eq!(esc("a\nb"), r#""a\nb""#);
         assert_eq!(esc("\"\\\r\t\u{8}\u{c}"), r#""\"\\\r\t\b\f""#);
-        assert_eq!(esc("\u{0}\u{1}\u{b}\u{1b}\u{1f}"), r#""\u0000\u0001\u000b\u001b\u001f""#);
+        assert_eq!(
+            esc("\u{0}\u{1}\u{b}\u{1b}\u{1f}"),
+            r#""\u0000\u0001\u000b\u001b\u001f""#
+        );
         assert_eq!(esc("\u{7f}\u{80}\u{2028}/<>&'😀"), "\"\u{7f}\u{80}\u{2028}/<>&'😀\"");
         assert_eq!(esc(""), r#""""#);
     }

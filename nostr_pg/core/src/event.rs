@@ -29,8 +29,7 @@ impl Event {
     /// Parses event JSON, checking every field's shape; unknown fields are ignored
     /// (they are not part of the id, and they are not served back).
     pub fn parse(json: &str) -> Result<Event, EventError> {
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| EventError::Json(e.to_string()))?;
+        let value: Value = serde_json::from_str(json).map_err(|e| EventError::Json(e.to_string()))?;
         Event::from_value(&value)
     }
 
@@ -56,7 +55,15 @@ impl Event {
             .as_str()
             .ok_or(EventError::BadContent)?
             .to_owned();
-        Ok(Event { id, pubkey, created_at, kind, tags, content, sig })
+        Ok(Event {
+            id,
+            pubkey,
+            created_at,
+            kind,
+            tags,
+            content,
+            sig,
+        })
     }
 
     /// Parses and verifies in one step: what every entry point should call.
@@ -248,7 +255,10 @@ impl<'a> Packed<'a> {
     fn text(&self, from: usize, to: usize) -> &'a str {
         // `new` checked that everything after the header is UTF-8 and that the
         // split falls inside; a split inside a character yields "" (never panics).
-        self.bytes.get(from..to).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
+        self.bytes
+            .get(from..to)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     /// The canonical event JSON (identical to [`Event::canonical_json`]).
@@ -304,7 +314,9 @@ impl Default for Verifier {
 
 impl Verifier {
     pub fn new() -> Verifier {
-        Verifier { secp: Secp256k1::verification_only() }
+        Verifier {
+            secp: Secp256k1::verification_only(),
+        }
     }
 
     /// The id must be the hash of the canonical serialization, and the
@@ -312,21 +324,20 @@ impl Verifier {
     pub fn verify(&self, event: &Event) -> Result<(), EventError> {
         let computed = event.computed_id();
         if computed != event.id {
-            return Err(EventError::IdMismatch { expected: hex::encode(&computed) });
+            return Err(EventError::IdMismatch {
+                expected: hex::encode(&computed),
+            });
         }
         self.verify_signature(&event.pubkey, &event.id, &event.sig)
     }
 
     /// BIP-340 verification of `sig` over the 32-byte `msg` by x-only `pubkey`.
-    pub fn verify_signature(
-        &self,
-        pubkey: &[u8; 32],
-        msg: &[u8; 32],
-        sig: &[u8; 64],
-    ) -> Result<(), EventError> {
+    pub fn verify_signature(&self, pubkey: &[u8; 32], msg: &[u8; 32], sig: &[u8; 64]) -> Result<(), EventError> {
         let key = XOnlyPublicKey::from_byte_array(*pubkey).map_err(|_| EventError::BadPubkey)?;
         let sig = Signature::from_byte_array(*sig);
-        self.secp.verify_schnorr(&sig, msg, &key).map_err(|_| EventError::BadSignature)
+        self.secp
+            .verify_schnorr(&sig, msg, &key)
+            .map_err(|_| EventError::BadSignature)
     }
 }
 

@@ -37,7 +37,11 @@ fn canonical_vectors_accept_with_exact_id_and_preimage() {
         let event = Event::from_value(wire).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(event.preimage(), case["preimage"].as_str().expect("preimage"), "{name}");
         verifier.verify(&event).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(hex::encode(&event.id), case["event"]["id"].as_str().expect("id"), "{name}");
+        assert_eq!(
+            hex::encode(&event.id),
+            case["event"]["id"].as_str().expect("id"),
+            "{name}"
+        );
         // What is served parses back to the same event and hashes to the same id.
         let served = event.canonical_json();
         let again = Event::parse_verified(&served, &verifier).expect(name);
@@ -86,7 +90,10 @@ fn shape_errors_are_typed() {
     assert_eq!(with("created_at", json!("1")), Err(EventError::BadCreatedAt));
     assert_eq!(with("created_at", json!(1.5)), Err(EventError::BadCreatedAt));
     assert_eq!(with("created_at", json!(-1)), Err(EventError::BadCreatedAt));
-    assert_eq!(with("created_at", json!(9_223_372_036_854_775_808u64)), Err(EventError::BadCreatedAt));
+    assert_eq!(
+        with("created_at", json!(9_223_372_036_854_775_808u64)),
+        Err(EventError::BadCreatedAt)
+    );
     assert_eq!(with("kind", json!(65536)), Err(EventError::BadKind));
     assert_eq!(with("kind", json!(-1)), Err(EventError::BadKind));
     assert_eq!(with("tags", json!([["e", 1]])), Err(EventError::BadTags));
@@ -95,7 +102,10 @@ fn shape_errors_are_typed() {
     assert_eq!(with("content", json!(null)), Err(EventError::BadContent));
     assert_eq!(Event::parse("[]"), Err(EventError::NotObject));
     assert!(matches!(Event::parse("{\"id\":"), Err(EventError::Json(_))));
-    assert!(matches!(Event::parse("{\"content\":\"\\ud800\"}"), Err(EventError::Json(_))), "lone surrogate");
+    assert!(
+        matches!(Event::parse("{\"content\":\"\\ud800\"}"), Err(EventError::Json(_))),
+        "lone surrogate"
+    );
     let mut missing = good.clone();
     missing.as_object_mut().expect("obj").remove("sig");
     assert_eq!(Event::from_value(&missing), Err(EventError::Missing("sig")));
@@ -104,7 +114,19 @@ fn shape_errors_are_typed() {
 #[test]
 fn helpers_read_tags() {
     let keys = Keys::from_seed("helpers");
-    let e = keys.sign(5, 30023, tags(&[&["d", "slug"], &["expiration", "99"], &["-"], &["t", "a"], &["t", "a"], &["tt", "b"]]), "");
+    let e = keys.sign(
+        5,
+        30023,
+        tags(&[
+            &["d", "slug"],
+            &["expiration", "99"],
+            &["-"],
+            &["t", "a"],
+            &["t", "a"],
+            &["tt", "b"],
+        ]),
+        "",
+    );
     assert_eq!(e.d_tag(), "slug");
     assert_eq!(e.expiration(), Some(99));
     assert!(e.is_protected());

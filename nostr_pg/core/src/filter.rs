@@ -47,10 +47,12 @@ pub struct Filters(pub Vec<Filter>);
 impl Filters {
     /// Parses a JSON array of filter objects.
     pub fn parse(json: &str) -> Result<Filters, FilterError> {
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| FilterError::Json(e.to_string()))?;
+        let value: Value = serde_json::from_str(json).map_err(|e| FilterError::Json(e.to_string()))?;
         let list = value.as_array().ok_or(FilterError::NotArray)?;
-        list.iter().map(Filter::from_value).collect::<Result<_, _>>().map(Filters)
+        list.iter()
+            .map(Filter::from_value)
+            .collect::<Result<_, _>>()
+            .map(Filters)
     }
 
     pub fn matches(&self, event: &Event) -> bool {
@@ -61,8 +63,7 @@ impl Filters {
 impl Filter {
     /// Parses one filter object.
     pub fn parse(json: &str) -> Result<Filter, FilterError> {
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| FilterError::Json(e.to_string()))?;
+        let value: Value = serde_json::from_str(json).map_err(|e| FilterError::Json(e.to_string()))?;
         Filter::from_value(&value)
     }
 
@@ -76,12 +77,8 @@ impl Filter {
                 "kinds" => filter.kinds = Some(kinds(v)?),
                 "since" => filter.since = Some(timestamp(v, "since")?),
                 "until" => filter.until = Some(timestamp(v, "until")?),
-                "limit" => {
-                    filter.limit = Some(v.as_u64().ok_or(FilterError::BadInteger("limit"))?)
-                }
-                "search" => {
-                    filter.search = Some(v.as_str().ok_or(FilterError::BadSearch)?.to_owned())
-                }
+                "limit" => filter.limit = Some(v.as_u64().ok_or(FilterError::BadInteger("limit"))?),
+                "search" => filter.search = Some(v.as_str().ok_or(FilterError::BadSearch)?.to_owned()),
                 other => match other.strip_prefix('#') {
                     Some(name) if tags::is_indexable_name(name) => {
                         filter.tags.push(TagCondition {
@@ -170,7 +167,11 @@ fn hex_list(v: &Value, name: &'static str) -> Result<Vec<[u8; 32]>, FilterError>
     v.as_array()
         .ok_or(FilterError::BadHexList(name))?
         .iter()
-        .map(|x| x.as_str().and_then(hex::decode_fixed::<32>).ok_or(FilterError::BadHexList(name)))
+        .map(|x| {
+            x.as_str()
+                .and_then(hex::decode_fixed::<32>)
+                .ok_or(FilterError::BadHexList(name))
+        })
         .collect()
 }
 
@@ -178,7 +179,11 @@ fn kinds(v: &Value) -> Result<Vec<u16>, FilterError> {
     v.as_array()
         .ok_or(FilterError::BadKinds)?
         .iter()
-        .map(|k| k.as_u64().and_then(|k| u16::try_from(k).ok()).ok_or(FilterError::BadKinds))
+        .map(|k| {
+            k.as_u64()
+                .and_then(|k| u16::try_from(k).ok())
+                .ok_or(FilterError::BadKinds)
+        })
         .collect()
 }
 

@@ -8,7 +8,12 @@ fn f(json: &str) -> Filter {
 #[test]
 fn conditions_are_anded_and_filters_ored() {
     let keys = Keys::from_seed("filters");
-    let e = keys.sign(100, 1, tags(&[&["t", "nostr"], &["p", "abc", "wss://x"]]), "Hello World");
+    let e = keys.sign(
+        100,
+        1,
+        tags(&[&["t", "nostr"], &["p", "abc", "wss://x"]]),
+        "Hello World",
+    );
     let id = hex::encode(&e.id);
     let pk = hex::encode(&e.pubkey);
     assert!(f("{}").matches(&e));
@@ -25,7 +30,10 @@ fn conditions_are_anded_and_filters_ored() {
     assert!(f(r#"{"search":"hello world"}"#).matches(&e));
     assert!(!f(r#"{"search":"goodbye"}"#).matches(&e));
     let reaction = keys.sign(100, 7, vec![], "hello");
-    assert!(!f(r#"{"search":"hello"}"#).matches(&reaction), "reactions are not searched");
+    assert!(
+        !f(r#"{"search":"hello"}"#).matches(&reaction),
+        "reactions are not searched"
+    );
     let list = Filters::parse(r#"[{"kinds":[7]},{"since":50}]"#).expect("filters");
     assert!(list.matches(&e));
     assert!(!Filters::parse(r#"[{"kinds":[7]}]"#).expect("filters").matches(&e));
@@ -36,7 +44,12 @@ fn conditions_are_anded_and_filters_ored() {
 fn empty_lists_match_nothing() {
     let keys = Keys::from_seed("empty");
     let e = keys.sign(1, 1, vec![], "");
-    for json in [r#"{"ids":[]}"#, r#"{"authors":[]}"#, r#"{"kinds":[]}"#, r##"{"#e":[]}"##] {
+    for json in [
+        r#"{"ids":[]}"#,
+        r#"{"authors":[]}"#,
+        r#"{"kinds":[]}"#,
+        r##"{"#e":[]}"##,
+    ] {
         assert!(!f(json).matches(&e), "{json}");
         assert!(f(json).is_empty_set(), "{json}");
     }

@@ -49,12 +49,17 @@ impl Keys {
             sig: [0; 64],
         };
         event.id = event.computed_id();
-        event.sig = self.secp.sign_schnorr_no_aux_rand(&event.id, &self.keypair).to_byte_array();
+        event.sig = self
+            .secp
+            .sign_schnorr_no_aux_rand(&event.id, &self.keypair)
+            .to_byte_array();
         event
     }
 }
 
 /// Builds a tag list from string slices: `tags(&[&["e", id], &["t", "x"]])`.
 pub fn tags(list: &[&[&str]]) -> Vec<Vec<String>> {
-    list.iter().map(|t| t.iter().map(|s| (*s).to_owned()).collect()).collect()
+    list.iter()
+        .map(|t| t.iter().map(|s| (*s).to_owned()).collect())
+        .collect()
 }

@@ -34,10 +34,9 @@ fn parse_filters(filters: &str) -> Filters {
     let parsed = Filters::parse(filters)
         .or_else(|list_err| Filter::parse(filters).map(|f| Filters(vec![f])).map_err(|_| list_err));
     match parsed {
-        Ok(f) if f.0.len() > filter_cap() => raise_invalid(
-            format!("too many filters (at most {})", filter_cap()),
-            "nostr.req",
-        ),
+        Ok(f) if f.0.len() > filter_cap() => {
+            raise_invalid(format!("too many filters (at most {})", filter_cap()), "nostr.req")
+        }
         Ok(f) => f,
         Err(e) => raise_invalid(e.to_string(), "nostr.req"),
     }
@@ -89,7 +88,10 @@ fn count(filters: &str) -> i64 {
     let mut st = Statement::default();
     let mut parts = Vec::new();
     for f in filters.0.iter().filter(|f| !f.never_matches()) {
-        let mut one = Statement { conditions: Vec::new(), params: std::mem::take(&mut st.params) };
+        let mut one = Statement {
+            conditions: Vec::new(),
+            params: std::mem::take(&mut st.params),
+        };
         parts.push(plan::count_query(&mut one, f, now));
         st.params = one.params;
     }

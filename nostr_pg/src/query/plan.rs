@@ -61,29 +61,87 @@ fn candidates(f: &Filter) -> Vec<Driver<'_>> {
         if fits(keys.len() * kinds.len()) {
             let scans = keys
                 .iter()
-                .flat_map(|k| kinds.iter().map(move |kind| Scan { tag: Some(k.clone()), author: None, kind: Some(*kind) }))
+                .flat_map(|k| {
+                    kinds.iter().map(move |kind| Scan {
+                        tag: Some(k.clone()),
+                        author: None,
+                        kind: Some(*kind),
+                    })
+                })
                 .collect();
-            out.push(Driver { scans, tag: Some(t), authors: false, kinds: true });
+            out.push(Driver {
+                scans,
+                tag: Some(t),
+                authors: false,
+                kinds: true,
+            });
         } else if fits(keys.len()) {
-            let scans = keys.into_iter().map(|k| Scan { tag: Some(k), author: None, kind: None }).collect();
-            out.push(Driver { scans, tag: Some(t), authors: false, kinds: false });
+            let scans = keys
+                .into_iter()
+                .map(|k| Scan {
+                    tag: Some(k),
+                    author: None,
+                    kind: None,
+                })
+                .collect();
+            out.push(Driver {
+                scans,
+                tag: Some(t),
+                authors: false,
+                kinds: false,
+            });
         }
     }
     if let Some(authors) = &f.authors {
         if fits(authors.len() * kinds.len()) {
             let scans = authors
                 .iter()
-                .flat_map(|a| kinds.iter().map(move |k| Scan { tag: None, author: Some(*a), kind: Some(*k) }))
+                .flat_map(|a| {
+                    kinds.iter().map(move |k| Scan {
+                        tag: None,
+                        author: Some(*a),
+                        kind: Some(*k),
+                    })
+                })
                 .collect();
-            out.push(Driver { scans, tag: None, authors: true, kinds: true });
+            out.push(Driver {
+                scans,
+                tag: None,
+                authors: true,
+                kinds: true,
+            });
         } else if fits(authors.len()) {
-            let scans = authors.iter().map(|a| Scan { tag: None, author: Some(*a), kind: None }).collect();
-            out.push(Driver { scans, tag: None, authors: true, kinds: false });
+            let scans = authors
+                .iter()
+                .map(|a| Scan {
+                    tag: None,
+                    author: Some(*a),
+                    kind: None,
+                })
+                .collect();
+            out.push(Driver {
+                scans,
+                tag: None,
+                authors: true,
+                kinds: false,
+            });
         }
     }
     if fits(kinds.len()) {
-        let scans = kinds.iter().map(|k| Scan { tag: None, author: None, kind: Some(*k) }).collect();
-        out.push(Driver { scans, tag: None, authors: false, kinds: true });
+        let scans = kinds
+            .iter()
+            .map(|k| Scan {
+                tag: None,
+                author: None,
+                kind: Some(*k),
+            })
+            .collect();
+        out.push(Driver {
+            scans,
+            tag: None,
+            authors: false,
+            kinds: true,
+        });
     }
     out
 }
@@ -98,13 +156,22 @@ fn leaves_conditions(f: &Filter, d: &Driver<'_>) -> bool {
 /// those the driver applies through its index.
 fn add_conditions(st: &mut Statement, f: &Filter, d: Option<&Driver<'_>>, now: i64) {
     if let Some(ids) = &f.ids {
-        st.add("e.id = ANY($?)", Param::BytesList(ids.iter().map(|i| i.to_vec()).collect()));
+        st.add(
+            "e.id = ANY($?)",
+            Param::BytesList(ids.iter().map(|i| i.to_vec()).collect()),
+        );
     }
     if let (Some(a), false) = (&f.authors, d.is_some_and(|d| d.authors)) {
-        st.add("e.pubkey = ANY($?)", Param::BytesList(a.iter().map(|i| i.to_vec()).collect()));
+        st.add(
+            "e.pubkey = ANY($?)",
+            Param::BytesList(a.iter().map(|i| i.to_vec()).collect()),
+        );
     }
     if let (Some(k), false) = (&f.kinds, d.is_some_and(|d| d.kinds)) {
-        st.add("e.kind = ANY($?)", Param::IntList(k.iter().map(|k| i32::from(*k)).collect()));
+        st.add(
+            "e.kind = ANY($?)",
+            Param::IntList(k.iter().map(|k| i32::from(*k)).collect()),
+        );
     }
     if let Some(s) = f.since {
         st.add("e.created_at >= $?", Param::Big(s));
@@ -163,9 +230,16 @@ fn probe(client: &SpiClient<'_>, scan: &Scan, f: &Filter) -> SpiResult<i64> {
             st.add("e.created_at <= $?", Param::Big(u));
         }
     }
-    let from = if scan.tag.is_some() { "nostr.event_tags t" } else { "nostr.events e" };
+    let from = if scan.tag.is_some() {
+        "nostr.event_tags t"
+    } else {
+        "nostr.events e"
+    };
     let cap = st.placeholder(Param::Big(PROBE_CAP));
-    let sql = format!("SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {} LIMIT {cap}) p", where_clause(&st));
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {} LIMIT {cap}) p",
+        where_clause(&st)
+    );
     st.run_count(client, &sql)
 }
 
@@ -221,13 +295,36 @@ pub fn run_filter(client: &SpiClient<'_>, f: &Filter, limit: i64, now: i64) -> S
                 rows.extend(ordered_scan(client, f, &d, scan, limit, now)?);
             }
         }
-        None => rows.extend(ordered_scan(client, f, &Driver { scans: vec![], tag: None, authors: false, kinds: false }, &Scan { tag: None, author: None, kind: None }, limit, now)?),
+        None => rows.extend(ordered_scan(
+            client,
+            f,
+            &Driver {
+                scans: vec![],
+                tag: None,
+                authors: false,
+                kinds: false,
+            },
+            &Scan {
+                tag: None,
+                author: None,
+                kind: None,
+            },
+            limit,
+            now,
+        )?),
     }
     Ok(super::order_and_limit(rows, limit))
 }
 
 /// One ordered range scan with a LIMIT, the other conditions as filters.
-fn ordered_scan(client: &SpiClient<'_>, f: &Filter, d: &Driver<'_>, scan: &Scan, limit: i64, now: i64) -> SpiResult<Vec<Row>> {
+fn ordered_scan(
+    client: &SpiClient<'_>,
+    f: &Filter,
+    d: &Driver<'_>,
+    scan: &Scan,
+    limit: i64,
+    now: i64,
+) -> SpiResult<Vec<Row>> {
     let mut st = Statement::default();
     scan_conditions(&mut st, scan, f);
     add_conditions(&mut st, f, Some(d), now);

@@ -92,7 +92,6 @@ pub fn where_clause(st: &Statement) -> String {
     }
 }
 
-
 impl Statement {
     /// Runs a statement returning one bigint (a probe's capped count).
     pub fn run_count(&self, client: &SpiClient<'_>, sql: &str) -> SpiResult<i64> {

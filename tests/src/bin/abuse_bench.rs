@@ -35,7 +35,11 @@ struct Args {
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { relay: String::new(), seconds: 20, scenario: "all".into() };
+    let mut a = Args {
+        relay: String::new(),
+        seconds: 20,
+        scenario: "all".into(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -100,10 +104,16 @@ async fn abuse(relay: String, scenario: String, secs: u64) {
                 let frame = if scenario == "req-flood" {
                     json!(["REQ", format!("f{}", n % 16), {"limit": 500}]).to_string()
                 } else {
-                    format!(r#"["EVENT",{}]"#, keys.sign(now(), 1, vec![], &format!("flood {n}")).canonical_json())
+                    format!(
+                        r#"["EVENT",{}]"#,
+                        keys.sign(now(), 1, vec![], &format!("flood {n}")).canonical_json()
+                    )
                 };
                 // A relay that stops reading us is doing its job: stop too.
-                if tokio::time::timeout(Duration::from_secs(1), ws.send(Message::text(frame))).await.map_or(true, |r| r.is_err()) {
+                if tokio::time::timeout(Duration::from_secs(1), ws.send(Message::text(frame)))
+                    .await
+                    .map_or(true, |r| r.is_err())
+                {
                     break;
                 }
                 n += 1;
@@ -141,10 +151,15 @@ async fn main() {
         vec![a.scenario.clone()]
     };
     let (ok0, eose0) = well_behaved(&a.relay, a.seconds, "quiet").await;
-    println!("| phase | OK p50 ms | OK p99 ms | EOSE p50 ms | EOSE p99 ms | OK p99 ratio | EOSE p99 ratio | within 2x |");
+    println!(
+        "| phase | OK p50 ms | OK p99 ms | EOSE p50 ms | EOSE p99 ms | OK p99 ratio | EOSE p99 ratio | within 2x |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let row = |name: &str, ok: &[f64], eose: &[f64]| {
-        let (r_ok, r_eose) = (percentile(ok, 99.0) / percentile(&ok0, 99.0), percentile(eose, 99.0) / percentile(&eose0, 99.0));
+        let (r_ok, r_eose) = (
+            percentile(ok, 99.0) / percentile(&ok0, 99.0),
+            percentile(eose, 99.0) / percentile(&eose0, 99.0),
+        );
         println!(
             "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {r_ok:.2} | {r_eose:.2} | {} |",
             percentile(ok, 50.0),

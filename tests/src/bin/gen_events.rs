@@ -33,8 +33,18 @@ const YEAR: i64 = 365 * 24 * 3600;
 /// Events planned, then signed in parallel, at a time; references only reach
 /// events of earlier chunks, whose ids are known.
 const CHUNK: usize = 10_000;
-const MEDIUM_TAGS: [&str; 10] =
-    ["bitcoin", "zaps", "art", "photography", "music", "dev", "memes", "news", "food", "travel"];
+const MEDIUM_TAGS: [&str; 10] = [
+    "bitcoin",
+    "zaps",
+    "art",
+    "photography",
+    "music",
+    "dev",
+    "memes",
+    "news",
+    "food",
+    "travel",
+];
 const TAIL_TAGS: u64 = 30_000;
 /// Notes by the most active authors that collect most reactions.
 const HOT_NOTES: usize = 1_000;
@@ -42,9 +52,30 @@ const HOT_AUTHOR_RANK: usize = 100;
 /// Replies and ordinary reactions pick among this many most recent notes.
 const RECENT_NOTES: usize = 50_000;
 const WORDS: [&str; 24] = [
-    "gm", "nostr", "relay", "zap", "sats", "keys", "freedom", "protocol", "note", "client", "signal",
-    "pura", "vida", "hello", "world", "building", "shipping", "today", "coffee", "lightning",
-    "postgres", "index", "latency", "café",
+    "gm",
+    "nostr",
+    "relay",
+    "zap",
+    "sats",
+    "keys",
+    "freedom",
+    "protocol",
+    "note",
+    "client",
+    "signal",
+    "pura",
+    "vida",
+    "hello",
+    "world",
+    "building",
+    "shipping",
+    "today",
+    "coffee",
+    "lightning",
+    "postgres",
+    "index",
+    "latency",
+    "café",
 ];
 
 /// SplitMix64: small, fast and good enough for test data.
@@ -92,7 +123,9 @@ impl Zipf {
                 total
             })
             .collect::<Vec<_>>();
-        Zipf { cdf: cdf.into_iter().map(|c| c / total).collect() }
+        Zipf {
+            cdf: cdf.into_iter().map(|c| c / total).collect(),
+        }
     }
 
     fn sample(&self, rng: &mut Rng) -> usize {
@@ -149,7 +182,10 @@ impl Generator {
             (1, self.activity.sample(&mut self.rng))
         };
         let (tags, content) = match kind {
-            0 => (Vec::new(), format!(r#"{{"name":"user{author}","about":"{}"}}"#, self.words(3, 12))),
+            0 => (
+                Vec::new(),
+                format!(r#"{{"name":"user{author}","about":"{}"}}"#, self.words(3, 12)),
+            ),
             3 => (self.follows(), String::new()),
             7 => self.reaction(),
             30023 => {
@@ -159,7 +195,13 @@ impl Generator {
             }
             _ => self.note(),
         };
-        Plan { author, created_at, kind, tags, content }
+        Plan {
+            author,
+            created_at,
+            kind,
+            tags,
+            content,
+        }
     }
 
     fn words(&mut self, min: u64, max: u64) -> String {
@@ -224,7 +266,10 @@ impl Generator {
             1 => "❤️",
             _ => "+",
         };
-        (vec![tag(&["e", &id]), tag(&["p", &self.pubkeys[author]])], content.into())
+        (
+            vec![tag(&["e", &id]), tag(&["p", &self.pubkeys[author]])],
+            content.into(),
+        )
     }
 
     fn follows(&mut self) -> Vec<Vec<String>> {
@@ -249,7 +294,10 @@ impl Generator {
             if p.author < HOT_AUTHOR_RANK && self.hot.len() < HOT_NOTES {
                 self.hot.push(self.notes.len());
             }
-            self.notes.push(Note { id: nostr_pg_core::hex::encode(&e.id), author: p.author });
+            self.notes.push(Note {
+                id: nostr_pg_core::hex::encode(&e.id),
+                author: p.author,
+            });
         }
     }
 }
@@ -290,7 +338,9 @@ fn author_keys(seed: u64, n: usize, threads: usize) -> Vec<Keys> {
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn num<T: std::str::FromStr>(name: &str, default: Option<T>) -> T {

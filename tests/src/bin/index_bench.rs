@@ -46,7 +46,13 @@ fn parse_queries(src: &str) -> HashMap<String, Statement> {
         // The statement ends at its last semicolon; comments after it belong
         // to the next section.
         let text = body.rsplit_once(';').map_or(body, |(s, _)| s).trim().to_owned();
-        out.insert(name.trim().to_owned(), Statement { types: types.trim().to_owned(), text });
+        out.insert(
+            name.trim().to_owned(),
+            Statement {
+                types: types.trim().to_owned(),
+                text,
+            },
+        );
     }
     out
 }
@@ -70,9 +76,15 @@ impl Lit {
     fn sql(&self) -> String {
         match self {
             Lit::Text(s) => quote(s),
-            Lit::TextArr(v) => format!("ARRAY[{}]::text[]", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(",")),
+            Lit::TextArr(v) => format!(
+                "ARRAY[{}]::text[]",
+                v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(",")
+            ),
             Lit::Big(n) => n.to_string(),
-            Lit::IntArr(v) => format!("ARRAY[{}]::int[]", v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")),
+            Lit::IntArr(v) => format!(
+                "ARRAY[{}]::int[]",
+                v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+            ),
             Lit::Bytea(hex) => format!("decode({}, 'hex')", quote(hex)),
         }
     }
@@ -97,7 +109,10 @@ struct Found {
 
 impl Found {
     fn tag(&self, name: &str) -> Option<(String, i64)> {
-        self.tags.iter().find(|(n, _, _)| n == name).map(|(_, t, c)| (t.clone(), *c))
+        self.tags
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, t, c)| (t.clone(), *c))
     }
 }
 
@@ -140,7 +155,11 @@ async fn rows(c: &Client, sql: &str) -> Res<Vec<Vec<String>>> {
 }
 
 async fn discover(c: &Client, q: &HashMap<String, Statement>) -> Res<Found> {
-    let text = |name: &str| q.get(name).map(|s| s.text.clone()).ok_or(format!("no statement {name}"));
+    let text = |name: &str| {
+        q.get(name)
+            .map(|s| s.text.clone())
+            .ok_or(format!("no statement {name}"))
+    };
     let tags = rows(c, &text("discover_tags")?)
         .await?
         .into_iter()
@@ -162,12 +181,24 @@ async fn discover(c: &Client, q: &HashMap<String, Statement>) -> Res<Found> {
         .first()
         .and_then(|r| r.first()?.parse().ok())
         .ok_or("no events")?;
-    let ids = rows(c, &text("discover_ids")?).await?.into_iter().filter_map(|r| r.first().cloned()).collect();
-    Ok(Found { tags, author, quiet_author, newest, ids })
+    let ids = rows(c, &text("discover_ids")?)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.first().cloned())
+        .collect();
+    Ok(Found {
+        tags,
+        author,
+        quiet_author,
+        newest,
+        ids,
+    })
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 const DAY: i64 = 86_400;
@@ -176,15 +207,40 @@ fn cases(f: &Found) -> Vec<Case> {
     let now = unix_now();
     let anchor = now + DAY;
     let limit = 100;
-    let mut out = vec![Case { name: "baseline-select1".into(), statement: "baseline", args: Vec::new(), what: "SELECT 1".into() }];
-    let tag_names = ["t_popular", "t_medium", "t_rare", "p_popular", "p_medium", "p_rare", "e_popular", "e_medium", "e_rare"];
-    let kinds_cases: [(&str, &[i32]); 4] =
-        [("t_popular", &[1]), ("t_popular", &[30023]), ("t_popular", &[0]), ("t_medium", &[30023])];
+    let mut out = vec![Case {
+        name: "baseline-select1".into(),
+        statement: "baseline",
+        args: Vec::new(),
+        what: "SELECT 1".into(),
+    }];
+    let tag_names = [
+        "t_popular",
+        "t_medium",
+        "t_rare",
+        "p_popular",
+        "p_medium",
+        "p_rare",
+        "e_popular",
+        "e_medium",
+        "e_rare",
+    ];
+    let kinds_cases: [(&str, &[i32]); 4] = [
+        ("t_popular", &[1]),
+        ("t_popular", &[30023]),
+        ("t_popular", &[0]),
+        ("t_medium", &[30023]),
+    ];
     let since_cases = [("t_popular", 3600), ("t_popular", 30 * DAY), ("t_medium", 30 * DAY)];
     let until_cases = [("t_popular", 180 * DAY), ("t_medium", 180 * DAY)];
 
     for index in ["gin", "side", "rum"] {
-        let key = |tag: &str| if index == "side" { Lit::Text(tag.into()) } else { Lit::TextArr(vec![tag.into()]) };
+        let key = |tag: &str| {
+            if index == "side" {
+                Lit::Text(tag.into())
+            } else {
+                Lit::TextArr(vec![tag.into()])
+            }
+        };
         let base = |tag: &str| {
             let mut a = vec![key(tag), Lit::Big(now), Lit::Big(limit)];
             if index == "rum" {
@@ -239,33 +295,77 @@ fn cases(f: &Found) -> Vec<Case> {
 
     let value = |name: &str| f.tag(name).map(|(t, n)| (t.get(2..).unwrap_or("").to_owned(), n));
     let mut req = |name: &str, filter: serde_json::Value, what: String| {
-        out.push(Case { name: format!("req-{name}"), statement: "req", args: vec![Lit::Text(format!("[{filter}]"))], what });
+        out.push(Case {
+            name: format!("req-{name}"),
+            statement: "req",
+            args: vec![Lit::Text(format!("[{filter}]"))],
+            what,
+        });
     };
-    for (letter, name) in [("t", "t_popular"), ("t", "t_medium"), ("t", "t_rare"), ("p", "p_popular"), ("e", "e_popular"), ("e", "e_rare")] {
+    for (letter, name) in [
+        ("t", "t_popular"),
+        ("t", "t_medium"),
+        ("t", "t_rare"),
+        ("p", "p_popular"),
+        ("e", "e_popular"),
+        ("e", "e_rare"),
+    ] {
         if let Some((v, n)) = value(name) {
-            req(name, serde_json::json!({ format!("#{letter}"): [v], "limit": limit }), format!("{n} events"));
+            req(
+                name,
+                serde_json::json!({ format!("#{letter}"): [v], "limit": limit }),
+                format!("{n} events"),
+            );
         }
     }
     if let (Some((t, _)), Some((m, _)), Some((r, _))) = (value("t_popular"), value("t_medium"), value("t_rare")) {
-        req("t_three_values", serde_json::json!({"#t": [t, m, r], "limit": limit}), "popular, medium, rare".into());
+        req(
+            "t_three_values",
+            serde_json::json!({"#t": [t, m, r], "limit": limit}),
+            "popular, medium, rare".into(),
+        );
     }
     for kind in [30023, 0] {
         if let Some((t, n)) = value("t_popular") {
-            req(&format!("t_popular-k{kind}"), serde_json::json!({"#t": [t], "kinds": [kind], "limit": limit}), format!("{n} events"));
+            req(
+                &format!("t_popular-k{kind}"),
+                serde_json::json!({"#t": [t], "kinds": [kind], "limit": limit}),
+                format!("{n} events"),
+            );
         }
     }
     if let Some((t, n)) = value("t_popular") {
-        req("t_popular-since1h", serde_json::json!({"#t": [t], "since": f.newest - 3600, "limit": limit}), format!("{n} events"));
+        req(
+            "t_popular-since1h",
+            serde_json::json!({"#t": [t], "since": f.newest - 3600, "limit": limit}),
+            format!("{n} events"),
+        );
     }
     if let (Some((t, _)), Some((p, _))) = (value("t_popular"), value("p_popular")) {
-        req("t_popular+p_popular", serde_json::json!({"#t": [t], "#p": [p], "limit": limit}), "two tag conditions".into());
+        req(
+            "t_popular+p_popular",
+            serde_json::json!({"#t": [t], "#p": [p], "limit": limit}),
+            "two tag conditions".into(),
+        );
     }
     if let (Some((t, _)), Some((e, _))) = (value("t_popular"), value("e_popular")) {
-        req("t_popular+e_popular", serde_json::json!({"#t": [t], "#e": [e], "limit": limit}), "two tag conditions, disjoint".into());
+        req(
+            "t_popular+e_popular",
+            serde_json::json!({"#t": [t], "#e": [e], "limit": limit}),
+            "two tag conditions, disjoint".into(),
+        );
     }
     let (author, n) = &f.author;
-    req("author-k1", serde_json::json!({"authors": [author], "kinds": [1], "limit": limit}), format!("author with {n} events"));
-    req("author", serde_json::json!({"authors": [author], "limit": limit}), format!("author with {n} events"));
+    req(
+        "author-k1",
+        serde_json::json!({"authors": [author], "kinds": [1], "limit": limit}),
+        format!("author with {n} events"),
+    );
+    req(
+        "author",
+        serde_json::json!({"authors": [author], "limit": limit}),
+        format!("author with {n} events"),
+    );
     if let Some((t, tn)) = value("t_popular") {
         let (quiet, qn) = &f.quiet_author;
         req(
@@ -274,12 +374,29 @@ fn cases(f: &Found) -> Vec<Case> {
             format!("author with {qn} events, tag with {tn}"),
         );
     }
-    req("k1-since1d", serde_json::json!({"kinds": [1], "since": f.newest - DAY, "limit": limit}), "kind 1 of the last day".into());
-    req("k30023", serde_json::json!({"kinds": [30023], "limit": limit}), "latest articles".into());
+    req(
+        "k1-since1d",
+        serde_json::json!({"kinds": [1], "since": f.newest - DAY, "limit": limit}),
+        "kind 1 of the last day".into(),
+    );
+    req(
+        "k30023",
+        serde_json::json!({"kinds": [30023], "limit": limit}),
+        "latest articles".into(),
+    );
     req("latest", serde_json::json!({"limit": limit}), "no condition".into());
-    req("ids20", serde_json::json!({"ids": f.ids}), format!("{} ids", f.ids.len()));
+    req(
+        "ids20",
+        serde_json::json!({"ids": f.ids}),
+        format!("{} ids", f.ids.len()),
+    );
 
-    for (name, kind) in [("t_popular", 0), ("t_popular", 30023), ("t_popular", 1), ("t_medium", 30023)] {
+    for (name, kind) in [
+        ("t_popular", 0),
+        ("t_popular", 30023),
+        ("t_popular", 1),
+        ("t_medium", 30023),
+    ] {
         if let Some((tag, n)) = f.tag(name) {
             out.push(Case {
                 name: format!("exp_tag_kind-{name}-k{kind}"),
@@ -314,7 +431,12 @@ fn cases(f: &Found) -> Vec<Case> {
         out.push(Case {
             name: "exp_author_tag-quiet_author+t_popular".into(),
             statement: "exp_author_tag",
-            args: vec![Lit::Bytea(quiet.clone()), Lit::Big(now), Lit::Big(limit), Lit::TextArr(vec![tag.clone()])],
+            args: vec![
+                Lit::Bytea(quiet.clone()),
+                Lit::Big(now),
+                Lit::Big(limit),
+                Lit::TextArr(vec![tag.clone()]),
+            ],
             what: format!("author with {qn} events, {tag} ({n} events), author-driven"),
         });
     }
@@ -330,14 +452,23 @@ fn cases(f: &Found) -> Vec<Case> {
     }
 
     let mut count = |name: &str, filter: serde_json::Value, what: String| {
-        out.push(Case { name: format!("count-{name}"), statement: "count", args: vec![Lit::Text(format!("[{filter}]"))], what });
+        out.push(Case {
+            name: format!("count-{name}"),
+            statement: "count",
+            args: vec![Lit::Text(format!("[{filter}]"))],
+            what,
+        });
     };
     for name in ["t_popular", "t_medium"] {
         if let Some((v, n)) = value(name) {
             count(name, serde_json::json!({"#t": [v]}), format!("{n} events"));
         }
     }
-    count("author-k1", serde_json::json!({"authors": [author], "kinds": [1]}), format!("author with {n} events"));
+    count(
+        "author-k1",
+        serde_json::json!({"authors": [author], "kinds": [1]}),
+        format!("author with {n} events"),
+    );
     out
 }
 
@@ -383,10 +514,19 @@ struct Settings {
 async fn run_case(db: &mut Db, st: &Statement, case: &Case, s: &Settings) -> Res<(Timing, String)> {
     let c = &db.client;
     c.batch_execute("DEALLOCATE ALL").await?;
-    let types = if st.types == "()" { String::new() } else { st.types.clone() };
-    c.batch_execute(&format!("PREPARE bench_q {types} AS {}", st.text)).await?;
+    let types = if st.types == "()" {
+        String::new()
+    } else {
+        st.types.clone()
+    };
+    c.batch_execute(&format!("PREPARE bench_q {types} AS {}", st.text))
+        .await?;
     let args = case.args.iter().map(Lit::sql).collect::<Vec<_>>().join(", ");
-    let exec = if args.is_empty() { "EXECUTE bench_q".to_owned() } else { format!("EXECUTE bench_q({args})") };
+    let exec = if args.is_empty() {
+        "EXECUTE bench_q".to_owned()
+    } else {
+        format!("EXECUTE bench_q({args})")
+    };
 
     let mut first = None;
     let mut result = Vec::new();
@@ -448,7 +588,9 @@ async fn run_case(db: &mut Db, st: &Statement, case: &Case, s: &Settings) -> Res
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn num(name: &str, default: usize) -> usize {
@@ -463,7 +605,9 @@ async fn main() -> Res<()> {
     };
     let out = arg("--out").unwrap_or_else(|| "tests/bench/results".into());
     let label = arg("--label").unwrap_or_else(|| "run".into());
-    let only: Vec<String> = arg("--only").map(|s| s.split(',').map(str::to_owned).collect()).unwrap_or_default();
+    let only: Vec<String> = arg("--only")
+        .map(|s| s.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
     let settings = Settings {
         runs: num("--runs", 200),
         warmup: num("--warmup", 20),
@@ -479,13 +623,25 @@ async fn main() -> Res<()> {
     for (name, tag, n) in &found.tags {
         println!("  {name:<10} {tag} ({n} events)");
     }
-    println!("  author     {} ({} events); newest {}; {} ids", found.author.0, found.author.1, found.newest, found.ids.len());
-    let has_rum = !rows(&db.client, "SELECT 1 FROM pg_indexes WHERE schemaname = 'nostr' AND indexname = 'events_tags_rum'")
-        .await?
-        .is_empty();
-    let has_exp = !rows(&db.client, "SELECT 1 FROM pg_tables WHERE schemaname = 'bench' AND tablename = 'event_tags_k'")
-        .await?
-        .is_empty();
+    println!(
+        "  author     {} ({} events); newest {}; {} ids",
+        found.author.0,
+        found.author.1,
+        found.newest,
+        found.ids.len()
+    );
+    let has_rum = !rows(
+        &db.client,
+        "SELECT 1 FROM pg_indexes WHERE schemaname = 'nostr' AND indexname = 'events_tags_rum'",
+    )
+    .await?
+    .is_empty();
+    let has_exp = !rows(
+        &db.client,
+        "SELECT 1 FROM pg_tables WHERE schemaname = 'bench' AND tablename = 'event_tags_k'",
+    )
+    .await?
+    .is_empty();
 
     let mut summary = format!(
         "# index_bench {label}\n\n{} events stored; runs {} (after {} warm-up), at most {} s per case. Latency in ms, client side.\n\n\
@@ -502,7 +658,9 @@ async fn main() -> Res<()> {
         if (case.statement.starts_with("rum") && !has_rum) || (case.statement == "exp_tag_kind" && !has_exp) {
             continue;
         }
-        let Some(st) = queries.get(case.statement) else { continue };
+        let Some(st) = queries.get(case.statement) else {
+            continue;
+        };
         let (t, plan) = match run_case(&mut db, st, &case, &settings).await {
             Ok(r) => r,
             Err(e) => {
@@ -524,7 +682,10 @@ async fn main() -> Res<()> {
             "-- {} ({})\n-- statement {} {}:\n{}\n-- arguments: {args}\n-- n {} p50 {:.3} ms p99 {:.3} ms mean {:.3} ms max {:.3} ms first {:.3} ms rows {}\n\n{plan}",
             case.name, case.what, case.statement, st.types, st.text, t.n, t.p50, t.p99, t.mean, t.max, t.first, t.rows
         );
-        std::fs::write(format!("{out}/{label}-{}.txt", case.name.replace(['/', ' '], "_")), body)?;
+        std::fs::write(
+            format!("{out}/{label}-{}.txt", case.name.replace(['/', ' '], "_")),
+            body,
+        )?;
     }
     std::fs::write(format!("{out}/summary-{label}.md"), summary)?;
     Ok(())

@@ -69,7 +69,9 @@ impl Stats {
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn num(name: &str, default: usize) -> usize {
@@ -117,7 +119,9 @@ async fn worker(
 ) -> Result<(), tokio_postgres::Error> {
     let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
     let conn = tokio::spawn(conn);
-    let stmt = client.prepare("SELECT accepted, message FROM nostr.publish_batch($1::text[])").await?;
+    let stmt = client
+        .prepare("SELECT accepted, message FROM nostr.publish_batch($1::text[])")
+        .await?;
     loop {
         let batch = rx.lock().await.recv().await;
         let Some(batch) = batch else { break };
@@ -148,7 +152,10 @@ async fn main() {
     let (tx, rx) = mpsc::channel(connections * 2);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let started = Instant::now();
-    let stats = Arc::new(Mutex::new(Stats { slice_start: Some(started), ..Stats::default() }));
+    let stats = Arc::new(Mutex::new(Stats {
+        slice_start: Some(started),
+        ..Stats::default()
+    }));
     let reader = tokio::task::spawn_blocking(move || read_batches(file, batch, limit, tx));
     let workers: Vec<_> = (0..connections)
         .map(|_| tokio::spawn(worker(url.clone(), rx.clone(), stats.clone())))

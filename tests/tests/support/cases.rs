@@ -34,7 +34,11 @@ pub struct Case {
 }
 
 pub fn case(name: impl Into<String>, frame: impl Into<String>, want: Want) -> Case {
-    Case { name: name.into(), frame: frame.into(), want }
+    Case {
+        name: name.into(),
+        frame: frame.into(),
+        want,
+    }
 }
 
 fn event_frame(ev: &Value) -> String {
@@ -79,7 +83,11 @@ pub fn event_cases(keys: &Keys) -> Vec<Case> {
     let id = id_of(&good);
     let bad = |name: &str, v: Value, containing: &'static str| {
         let id = v["id"].as_str().unwrap_or_default().to_owned();
-        case(format!("event: {name}"), event_frame(&v), Want::Invalid { id, containing })
+        case(
+            format!("event: {name}"),
+            event_frame(&v),
+            Want::Invalid { id, containing },
+        )
     };
     let with = |field: &str, value: Value| {
         let field = field.to_owned();
@@ -87,9 +95,11 @@ pub fn event_cases(keys: &Keys) -> Vec<Case> {
             o.insert(field, value);
         })
     };
-    let without = |field: &'static str| edited(&base, move |o| {
-        o.remove(field);
-    });
+    let without = |field: &'static str| {
+        edited(&base, move |o| {
+            o.remove(field);
+        })
+    };
     let mut cases = vec![
         // Ids: the client's string is echoed, so it can match the answer.
         bad("uppercase id", with("id", json!(id.to_uppercase())), "`id`"),
@@ -98,20 +108,40 @@ pub fn event_cases(keys: &Keys) -> Vec<Case> {
         bad("non-hex id", with("id", json!("zz".repeat(32))), "`id`"),
         case("event: numeric id", event_frame(&with("id", json!(12))), Want::Notice),
         case("event: missing id", event_frame(&without("id")), Want::Notice),
-        bad("uppercase pubkey", with("pubkey", json!(hex::encode(&base.pubkey).to_uppercase())), "`pubkey`"),
+        bad(
+            "uppercase pubkey",
+            with("pubkey", json!(hex::encode(&base.pubkey).to_uppercase())),
+            "`pubkey`",
+        ),
         bad("short pubkey", with("pubkey", json!("ab")), "`pubkey`"),
         bad("non-hex pubkey", with("pubkey", json!("g".repeat(64))), "`pubkey`"),
         bad("numeric pubkey", with("pubkey", json!(1)), "`pubkey`"),
         bad("missing pubkey", without("pubkey"), "pubkey"),
-        bad("uppercase sig", with("sig", json!(hex::encode(&base.sig).to_uppercase())), "`sig`"),
+        bad(
+            "uppercase sig",
+            with("sig", json!(hex::encode(&base.sig).to_uppercase())),
+            "`sig`",
+        ),
         bad("short sig", with("sig", json!(hex::encode(&base.sig[..32]))), "`sig`"),
         bad("non-hex sig", with("sig", json!("x".repeat(128))), "`sig`"),
         bad("missing sig", without("sig"), "sig"),
         bad("id mismatch", with("content", json!("tampered")), "does not match"),
-        bad("signature of another event", with("sig", json!(hex::encode(&other.sig))), "signature"),
+        bad(
+            "signature of another event",
+            with("sig", json!(hex::encode(&other.sig))),
+            "signature",
+        ),
         bad("all-zero signature", with("sig", json!("0".repeat(128))), "signature"),
-        bad("created_at string", with("created_at", json!(t.to_string())), "created_at"),
-        bad("created_at float", with("created_at", json!(t as f64 + 0.5)), "created_at"),
+        bad(
+            "created_at string",
+            with("created_at", json!(t.to_string())),
+            "created_at",
+        ),
+        bad(
+            "created_at float",
+            with("created_at", json!(t as f64 + 0.5)),
+            "created_at",
+        ),
         bad("created_at exponent", with("created_at", json!(1.7e9)), "created_at"),
         bad("created_at negative", with("created_at", json!(-1)), "created_at"),
         bad("created_at null", with("created_at", Value::Null), "created_at"),
@@ -145,7 +175,10 @@ pub fn event_cases(keys: &Keys) -> Vec<Case> {
         let frame = format!(r#"["EVENT",{}]"#, raw.replacen(&ts, replacement, 1));
         // 1e999 is valid JSON but no number serde_json holds: still answered by id.
         let containing = if name.ends_with("1e999") { "JSON" } else { "created_at" };
-        let want = Want::Invalid { id: id.clone(), containing };
+        let want = Want::Invalid {
+            id: id.clone(),
+            containing,
+        };
         cases.push(case(format!("event: {name}"), frame, want));
     }
     // Well-formed, correctly signed, but refused by a rule.
@@ -156,35 +189,96 @@ pub fn event_cases(keys: &Keys) -> Vec<Case> {
     off.id = off.computed_id();
     cases.push(bad("pubkey off the curve", edited(&off, |_| {}), "pubkey"));
     let many_tags: Vec<Vec<String>> = (0..2501).map(|i| vec!["t".to_owned(), i.to_string()]).collect();
-    cases.push(bad("2501 tags", edited(&keys.sign(t, 1, many_tags, ""), |_| {}), "tags"));
-    cases.push(bad("content over 100000 chars", edited(&keys.sign(t, 1, vec![], &"a".repeat(100_001)), |_| {}), "content"));
-    cases.push(bad("event over 128 KiB", edited(&keys.sign(t, 1, tags(&[&["x", &"y".repeat(140_000)]]), ""), |_| {}), "bytes"));
+    cases.push(bad(
+        "2501 tags",
+        edited(&keys.sign(t, 1, many_tags, ""), |_| {}),
+        "tags",
+    ));
+    cases.push(bad(
+        "content over 100000 chars",
+        edited(&keys.sign(t, 1, vec![], &"a".repeat(100_001)), |_| {}),
+        "content",
+    ));
+    cases.push(bad(
+        "event over 128 KiB",
+        edited(&keys.sign(t, 1, tags(&[&["x", &"y".repeat(140_000)]]), ""), |_| {}),
+        "bytes",
+    ));
     // Lone surrogates are valid JSON escapes but not Unicode.
-    for (name, esc) in [("lone high surrogate", "\\ud800"), ("lone low surrogate", "\\udc00"), ("reversed pair", "\\ude00\\ud83d")] {
+    for (name, esc) in [
+        ("lone high surrogate", "\\ud800"),
+        ("lone low surrogate", "\\udc00"),
+        ("reversed pair", "\\ude00\\ud83d"),
+    ] {
         let frame = event_frame(&good).replacen("\"content\":\"hello\"", &format!("\"content\":\"hel{esc}lo\""), 1);
-        cases.push(case(format!("event: {name}"), frame, Want::Invalid { id: id.clone(), containing: "JSON" }));
+        cases.push(case(
+            format!("event: {name}"),
+            frame,
+            Want::Invalid {
+                id: id.clone(),
+                containing: "JSON",
+            },
+        ));
     }
     // Ids computed over serializations that are not the canonical one.
     let noncanonical: Vec<(&str, Value)> = vec![
-        ("whitespace", signed_over(|pk| format!("[0, \"{pk}\", {t}, 1, [], \"x\"]"), t, "x")),
-        ("escaped slash", signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"a\/b"]"#), t, "a/b")),
-        ("\\u0041 for A", signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"\u0041"]"#), t, "A")),
-        ("uppercase \\u001F", signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"\u001F"]"#), t, "\u{1f}")),
-        ("escaped é", signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"\u00e9"]"#), t, "é")),
-        ("\\u000a for newline", signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"\u000a"]"#), t, "\n")),
-        ("created_at as float", signed_over(|pk| format!(r#"[0,"{pk}",{t}.0,1,[],"x"]"#), t, "x")),
-        ("kind with exponent", signed_over(|pk| format!(r#"[0,"{pk}",{t},1e0,[],"x"]"#), t, "x")),
-        ("uppercase pubkey", signed_over(|pk| format!(r#"[0,"{}",{t},1,[],"x"]"#, pk.to_uppercase()), t, "x")),
-        ("trailing newline", signed_over(|pk| format!("[0,\"{pk}\",{t},1,[],\"x\"]\n"), t, "x")),
+        (
+            "whitespace",
+            signed_over(|pk| format!("[0, \"{pk}\", {t}, 1, [], \"x\"]"), t, "x"),
+        ),
+        (
+            "escaped slash",
+            signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"a\/b"]"#), t, "a/b"),
+        ),
+        (
+            "\\u0041 for A",
+            signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"\u0041"]"#), t, "A"),
+        ),
+        (
+            "uppercase \\u001F",
+            signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"\u001F"]"#), t, "\u{1f}"),
+        ),
+        (
+            "escaped é",
+            signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"\u00e9"]"#), t, "é"),
+        ),
+        (
+            "\\u000a for newline",
+            signed_over(|pk| format!(r#"[0,"{pk}",{t},1,[],"\u000a"]"#), t, "\n"),
+        ),
+        (
+            "created_at as float",
+            signed_over(|pk| format!(r#"[0,"{pk}",{t}.0,1,[],"x"]"#), t, "x"),
+        ),
+        (
+            "kind with exponent",
+            signed_over(|pk| format!(r#"[0,"{pk}",{t},1e0,[],"x"]"#), t, "x"),
+        ),
+        (
+            "uppercase pubkey",
+            signed_over(|pk| format!(r#"[0,"{}",{t},1,[],"x"]"#, pk.to_uppercase()), t, "x"),
+        ),
+        (
+            "trailing newline",
+            signed_over(|pk| format!("[0,\"{pk}\",{t},1,[],\"x\"]\n"), t, "x"),
+        ),
     ];
     for (name, v) in noncanonical {
-        cases.push(bad(&format!("signed over non-canonical form: {name}"), v, "does not match"));
+        cases.push(bad(
+            &format!("signed over non-canonical form: {name}"),
+            v,
+            "does not match",
+        ));
     }
     // SQL-looking strings in every field a shape check reads.
     cases.push(bad("SQL in id", with("id", json!(SQLISH)), "`id`"));
     cases.push(bad("SQL in pubkey", with("pubkey", json!(SQLISH)), "`pubkey`"));
     cases.push(bad("SQL in sig", with("sig", json!(SQLISH)), "`sig`"));
-    cases.push(bad("SQL in created_at", with("created_at", json!(SQLISH)), "created_at"));
+    cases.push(bad(
+        "SQL in created_at",
+        with("created_at", json!(SQLISH)),
+        "created_at",
+    ));
     cases.push(bad("SQL as a tag", with("tags", json!([SQLISH])), "tags"));
     cases
 }
@@ -194,32 +288,94 @@ pub fn frame_cases(keys: &Keys) -> Vec<Case> {
     let id = hex::encode(&keys.sign(now(), 1, vec![], "x").id);
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let mut cases: Vec<Case> = [
-        "not json", "", "   ", "[", "[\"EVENT\"", "[\"EVENT\",{\"id\":\"", "{}", "42", "null", "true",
-        "\"EVENT\"", "[]", "[\"NOPE\"]", "[\"event\",{}]", "[\"Event\",{}]", "[1]", "[null]", "[[\"EVENT\"]]",
-        "[{\"EVENT\":1}]", "[\"EVENT\"]", "[\"CLOSE\"]", "[\"CLOSE\",\"a\",\"b\"]", "[\"CLOSE\",5]", "[\"REQ\"]",
-        "[\"COUNT\"]", "[\"AUTH\"]", "[\"AUTH\",{},{}]", "[\"EVENT\",\"str\"]", "[\"EVENT\",[]]", "[\"EVENT\",1]",
-        "[\"EVENT\",null]", "[\"EVENT\",{}]", "[\"REQ\",1,{}]", "[\"REQ\",null,{}]", "[\"REQ\",[\"s\"],{}]",
-        "[\"REQ\",\"\",{}]", "[\"COUNT\",\"\",{}]", "[\"EVENT\",\u{0}]", "[\"REQ\",\"a\u{1}b\",{}]", "1e999",
-        "[\"EV\\u0045NT\",{}]", "\u{feff}[\"REQ\",\"bom\",{}]", "[\"REQ\",\"s\",{}]]", "[\"REQ\",\"s\",{},]",
-        "[\"REQ\",\"s\",{\"kinds\":[1]}", "[\"REQ\",'s',{}]", "[\"REQ\",\"s\",{kinds:[1]}]", "NaN", "[\"\\ud800\"]",
+        "not json",
+        "",
+        "   ",
+        "[",
+        "[\"EVENT\"",
+        "[\"EVENT\",{\"id\":\"",
+        "{}",
+        "42",
+        "null",
+        "true",
+        "\"EVENT\"",
+        "[]",
+        "[\"NOPE\"]",
+        "[\"event\",{}]",
+        "[\"Event\",{}]",
+        "[1]",
+        "[null]",
+        "[[\"EVENT\"]]",
+        "[{\"EVENT\":1}]",
+        "[\"EVENT\"]",
+        "[\"CLOSE\"]",
+        "[\"CLOSE\",\"a\",\"b\"]",
+        "[\"CLOSE\",5]",
+        "[\"REQ\"]",
+        "[\"COUNT\"]",
+        "[\"AUTH\"]",
+        "[\"AUTH\",{},{}]",
+        "[\"EVENT\",\"str\"]",
+        "[\"EVENT\",[]]",
+        "[\"EVENT\",1]",
+        "[\"EVENT\",null]",
+        "[\"EVENT\",{}]",
+        "[\"REQ\",1,{}]",
+        "[\"REQ\",null,{}]",
+        "[\"REQ\",[\"s\"],{}]",
+        "[\"REQ\",\"\",{}]",
+        "[\"COUNT\",\"\",{}]",
+        "[\"EVENT\",\u{0}]",
+        "[\"REQ\",\"a\u{1}b\",{}]",
+        "1e999",
+        "[\"EV\\u0045NT\",{}]",
+        "\u{feff}[\"REQ\",\"bom\",{}]",
+        "[\"REQ\",\"s\",{}]]",
+        "[\"REQ\",\"s\",{},]",
+        "[\"REQ\",\"s\",{\"kinds\":[1]}",
+        "[\"REQ\",'s',{}]",
+        "[\"REQ\",\"s\",{kinds:[1]}]",
+        "NaN",
+        "[\"\\ud800\"]",
         "[\"DROP TABLE nostr.events\"]",
     ]
     .into_iter()
     .map(|f| case(format!("frame: {f:?}"), f, Want::Notice))
     .collect();
     cases.push(case("frame: 5000-deep nesting", deep, Want::Notice));
-    cases.push(case("frame: REQ with a 2000-char sub id", format!(r#"["REQ","{}",{{}}]"#, "s".repeat(2000)), Want::Notice));
-    cases.push(case("frame: EVENT with two events", format!(r#"["EVENT",{ev},{ev}]"#), Want::Invalid { id, containing: "EVENT" }));
-    cases.push(case("frame: CLOSE of a subscription never opened", r#"["CLOSE","never"]"#, Want::Silent));
+    cases.push(case(
+        "frame: REQ with a 2000-char sub id",
+        format!(r#"["REQ","{}",{{}}]"#, "s".repeat(2000)),
+        Want::Notice,
+    ));
+    cases.push(case(
+        "frame: EVENT with two events",
+        format!(r#"["EVENT",{ev},{ev}]"#),
+        Want::Invalid {
+            id,
+            containing: "EVENT",
+        },
+    ));
+    cases.push(case(
+        "frame: CLOSE of a subscription never opened",
+        r#"["CLOSE","never"]"#,
+        Want::Silent,
+    ));
     // Every truncation of a valid EVENT frame is malformed JSON: answered by
     // id once the whole id field is in, by NOTICE before that.
     let full = format!(r#"["EVENT",{ev}]"#);
-    let id = serde_json::from_str::<Value>(&ev).ok().and_then(|v| v["id"].as_str().map(str::to_owned)).unwrap_or_default();
+    let id = serde_json::from_str::<Value>(&ev)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+        .unwrap_or_default();
     let id_field = format!(r#""id":"{id}""#);
     for cut in (1..full.len()).step_by(7) {
         if let Some(prefix) = full.get(..cut) {
             let want = if prefix.contains(&id_field) {
-                Want::Invalid { id: id.clone(), containing: "malformed JSON" }
+                Want::Invalid {
+                    id: id.clone(),
+                    containing: "malformed JSON",
+                }
             } else {
                 Want::Notice
             };
@@ -283,26 +439,50 @@ pub fn req_cases() -> Vec<Case> {
         eose("limit 2^64-1", r#"{"limit":18446744073709551615}"#),
         eose("limit 0", r#"{"limit":0}"#),
         eose("since > until", r#"{"since":2000,"until":1000}"#),
-        eose("since = until = 2^63-1", r#"{"since":9223372036854775807,"until":9223372036854775807}"#),
+        eose(
+            "since = until = 2^63-1",
+            r#"{"since":9223372036854775807,"until":9223372036854775807}"#,
+        ),
         eose("empty lists", r##"{"ids":[],"authors":[],"kinds":[],"#e":[]}"##),
         eose("3000 ids", &format!(r#"{{"ids":{many_ids}}}"#)),
         eose("3000 authors", &format!(r#"{{"authors":{many_ids}}}"#)),
         eose("5000 tag values", &format!(r##"{{"#t":{many_tags}}}"##)),
         eose("tag value with NUL", r##"{"#t":["a\u0000b"]}"##),
-        eose("SQL in tag values", &format!(r##"{{"#t":[{}],"#e":[{}]}}"##, json!(SQLISH), json!(SQLISH))),
+        eose(
+            "SQL in tag values",
+            &format!(r##"{{"#t":[{}],"#e":[{}]}}"##, json!(SQLISH), json!(SQLISH)),
+        ),
         eose("SQL in search", &format!(r#"{{"search":{}}}"#, json!(SQLISH))),
-        eose("search syntax noise", r#"{"search":"\"unclosed !!! - or or & | :* <->"}"#),
+        eose(
+            "search syntax noise",
+            r#"{"search":"\"unclosed !!! - or or & | :* <->"}"#,
+        ),
         eose("search with NUL", r#"{"search":"a\u0000b"}"#),
         eose("300-byte tag value", &format!(r##"{{"#t":["{}"]}}"##, "v".repeat(300))),
     ];
     // Subscription ids: too long (but short enough to echo), odd characters.
     let long = "s".repeat(65);
-    cases.push(case("REQ: 65-char sub id", req(&long, "{}"), Want::Closed(long.clone())));
+    cases.push(case(
+        "REQ: 65-char sub id",
+        req(&long, "{}"),
+        Want::Closed(long.clone()),
+    ));
     for sub in ["a\u{0}b", "q\"\\'", SQLISH, "😀", " ", "\u{2028}", "EOSE"] {
-        cases.push(case(format!("REQ: sub id {sub:?}"), req(sub, r#"{"kinds":[1]}"#), Want::Eose(sub.to_owned())));
+        cases.push(case(
+            format!("REQ: sub id {sub:?}"),
+            req(sub, r#"{"kinds":[1]}"#),
+            Want::Eose(sub.to_owned()),
+        ));
     }
-    cases.push(case("COUNT: bad limit", r#"["COUNT","c",{"limit":-1}]"#, Want::Closed("c".into())));
-    cases.push(case("COUNT: unknown field", r#"["COUNT","c",{"foo":[]}]"#, Want::Closed("c".into())));
+    cases.push(case(
+        "COUNT: bad limit",
+        r#"["COUNT","c",{"limit":-1}]"#,
+        Want::Closed("c".into()),
+    ));
+    cases.push(case(
+        "COUNT: unknown field",
+        r#"["COUNT","c",{"foo":[]}]"#,
+        Want::Closed("c".into()),
+    ));
     cases
 }
-

@@ -58,7 +58,14 @@ impl Drop for ConfigFile {
 /// does may change any of them.
 pub async fn row_counts(db: &tokio_postgres::Client) -> Vec<(String, i64)> {
     let mut out = Vec::new();
-    for table in ["events", "event_tags", "ephemeral_events", "deleted_ids", "deleted_addresses", "vanished"] {
+    for table in [
+        "events",
+        "event_tags",
+        "ephemeral_events",
+        "deleted_ids",
+        "deleted_addresses",
+        "vanished",
+    ] {
         let row = db
             .query_one(&format!("SELECT count(*) FROM nostr.{table}"), &[])
             .await
@@ -69,7 +76,10 @@ pub async fn row_counts(db: &tokio_postgres::Client) -> Vec<(String, i64)> {
 }
 
 pub async fn event_count(db: &tokio_postgres::Client) -> i64 {
-    db.query_one("SELECT count(*) FROM nostr.events", &[]).await.expect("count").get(0)
+    db.query_one("SELECT count(*) FROM nostr.events", &[])
+        .await
+        .expect("count")
+        .get(0)
 }
 
 /// Signs the SHA-256 of an arbitrary preimage with the key `Keys::from_seed(seed)`
@@ -91,7 +101,10 @@ pub fn sign_preimage(seed: &str, preimage: &str) -> (String, String, String) {
 }
 
 pub async fn raw_connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url).await.expect("websocket connect").0
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connect")
+        .0
 }
 
 /// What a raw connection saw before it ended (or `wait` passed).

@@ -19,7 +19,9 @@ impl Args {
             let name = flag
                 .strip_prefix("--")
                 .ok_or_else(|| BenchError::Usage(format!("expected a --flag, got `{flag}`")))?;
-            let value = it.next().ok_or_else(|| BenchError::Usage(format!("--{name} needs a value")))?;
+            let value = it
+                .next()
+                .ok_or_else(|| BenchError::Usage(format!("--{name} needs a value")))?;
             values.entry(name.to_owned()).or_default().push(value.clone());
         }
         Ok(Args { values })
@@ -34,13 +36,16 @@ impl Args {
     }
 
     pub fn req(&self, name: &str) -> Result<&str, BenchError> {
-        self.opt(name).ok_or_else(|| BenchError::Usage(format!("--{name} is required")))
+        self.opt(name)
+            .ok_or_else(|| BenchError::Usage(format!("--{name} is required")))
     }
 
     pub fn num<T: FromStr>(&self, name: &str, default: T) -> Result<T, BenchError> {
         match self.opt(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| BenchError::Usage(format!("--{name}: `{v}` is not a number"))),
+            Some(v) => v
+                .parse()
+                .map_err(|_| BenchError::Usage(format!("--{name}: `{v}` is not a number"))),
         }
     }
 }

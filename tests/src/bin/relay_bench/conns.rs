@@ -116,6 +116,13 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
         .set("probe_failures", probe_failures as f64)
         .set("rss_before_mib", rss_before)
         .set("rss_held_mib", rss_held)
-        .set("rss_per_conn_kib", if held > 0 { (rss_held - rss_before) * 1024.0 / held as f64 } else { 0.0 })
+        .set(
+            "rss_per_conn_kib",
+            if held > 0 {
+                (rss_held - rss_before) * 1024.0 / held as f64
+            } else {
+                0.0
+            },
+        )
         .append(out)
 }

@@ -10,7 +10,10 @@ pub enum BenchError {
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error("websocket {context}: {source}")]
-    Ws { context: String, source: Box<tokio_tungstenite::tungstenite::Error> },
+    Ws {
+        context: String,
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
     #[error("{context}: {source}")]
     Json { context: String, source: serde_json::Error },
     #[error("relay {0}")]
@@ -29,7 +32,10 @@ impl BenchError {
 
     pub fn ws(context: impl Into<String>) -> impl FnOnce(tokio_tungstenite::tungstenite::Error) -> BenchError {
         let context = context.into();
-        move |source| BenchError::Ws { context, source: Box::new(source) }
+        move |source| BenchError::Ws {
+            context,
+            source: Box::new(source),
+        }
     }
 
     pub fn json(context: impl Into<String>) -> impl FnOnce(serde_json::Error) -> BenchError {

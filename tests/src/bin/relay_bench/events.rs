@@ -19,7 +19,9 @@ pub struct Plan {
 }
 
 pub fn keys(label: &str, n: usize) -> Vec<Keys> {
-    (0..n).map(|a| Keys::from_seed(&format!("relay_bench {label} author {a}"))).collect()
+    (0..n)
+        .map(|a| Keys::from_seed(&format!("relay_bench {label} author {a}")))
+        .collect()
 }
 
 pub fn pubkey_hex(k: &Keys) -> String {

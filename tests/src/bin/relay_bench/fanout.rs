@@ -97,7 +97,10 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
         .map(|i| Plan {
             author: (i * 31) % authors,
             kind: 1,
-            tags: vec![events::tag(&["t", &topic(i % topics)]), events::tag(&["t", &topic((i * 7 + 3) % topics)])],
+            tags: vec![
+                events::tag(&["t", &topic(i % topics)]),
+                events::tag(&["t", &topic((i * 7 + 3) % topics)]),
+            ],
             content: format!("fanout {label} {i}"),
         })
         .collect();
@@ -188,12 +191,16 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
         let due = begin + interval.mul_f64(k as f64);
         tokio::time::sleep_until(due.into()).await;
         late = late.max(Instant::now().saturating_duration_since(due));
-        let Some(sink) = sinks.get_mut(k % publishers.max(1)) else { continue };
+        let Some(sink) = sinks.get_mut(k % publishers.max(1)) else {
+            continue;
+        };
         let at = u64::try_from(Instant::now().duration_since(shared.start).as_nanos()).unwrap_or(u64::MAX - 1);
         if let Some(slot) = shared.sent.get(k) {
             slot.store(at + 1, Ordering::Release);
         }
-        sink.send(Message::text(s.frame.clone())).await.map_err(BenchError::ws("publish"))?;
+        sink.send(Message::text(s.frame.clone()))
+            .await
+            .map_err(BenchError::ws("publish"))?;
     }
     let publish_secs = begin.elapsed().as_secs_f64();
     // Let the last deliveries land.
@@ -228,7 +235,10 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
         .set("publisher_late_ms", late.as_secs_f64() * 1e3)
         .set("expected", expected as f64)
         .set("delivered", total.delivered as f64)
-        .set("delivered_fraction", total.delivered as f64 / (expected as f64).max(1.0))
+        .set(
+            "delivered_fraction",
+            total.delivered as f64 / (expected as f64).max(1.0),
+        )
         .set("delivered_per_s", total.delivered as f64 / publish_secs.max(1e-9))
         .latencies("", &mut total.latencies, true)
         .append(out)

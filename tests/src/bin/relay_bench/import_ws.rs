@@ -34,7 +34,10 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
             .to_owned();
         items.push((id, format!(r#"["EVENT",{line}]"#)));
     }
-    eprintln!("relay_bench: importing {} events into {relay} over WebSocket", items.len());
+    eprintln!(
+        "relay_bench: importing {} events into {relay} over WebSocket",
+        items.len()
+    );
     let o = publish::publish(&target, Arc::new(items), connections, window, true).await?;
     let secs = o.elapsed.as_secs_f64().max(1e-9);
     let rejected: u64 = o.rejected.values().sum();

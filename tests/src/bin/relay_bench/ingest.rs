@@ -22,7 +22,10 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
     let publishers: usize = args.num("publishers", 32)?;
     let window: usize = args.num("window", 1)?;
     let authors: usize = args.num("authors", 1_000)?;
-    let case = args.opt("case").unwrap_or(if window > 1 { "pipelined" } else { "wait_ok" }).to_owned();
+    let case = args
+        .opt("case")
+        .unwrap_or(if window > 1 { "pipelined" } else { "wait_ok" })
+        .to_owned();
 
     let label = events::unique_label(&format!("ingest-{relay}"));
     eprintln!("relay_bench: signing {count} events for {relay} ingest/{case}");

@@ -43,10 +43,19 @@ const USAGE: &str = "relay_bench ingest|queries|query|fanout|connections|import-
 
 /// `record --relay R --workload W --case C [--round N] --metric name=value... --out FILE`
 fn record(args: &Args) -> Result<(), BenchError> {
-    let mut r = Record::new(args.req("relay")?, args.req("workload")?, args.req("case")?, args.num("round", 1)?);
+    let mut r = Record::new(
+        args.req("relay")?,
+        args.req("workload")?,
+        args.req("case")?,
+        args.num("round", 1)?,
+    );
     for kv in args.all("metric") {
-        let (k, v) = kv.split_once('=').ok_or_else(|| BenchError::Usage(format!("--metric {kv}: expected name=value")))?;
-        let v: f64 = v.parse().map_err(|_| BenchError::Usage(format!("--metric {kv}: not a number")))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| BenchError::Usage(format!("--metric {kv}: expected name=value")))?;
+        let v: f64 = v
+            .parse()
+            .map_err(|_| BenchError::Usage(format!("--metric {kv}: not a number")))?;
         r.set(k, v);
     }
     r.append(args.req("out")?)

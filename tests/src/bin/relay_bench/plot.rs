@@ -14,8 +14,16 @@ const PANELS: [(&str, &str); 4] = [
     ("query/mix", "queries: REQ → EOSE (mix, 32 clients)"),
     ("fanout/live", "fanout: publish → delivery (1,000 subscribers)"),
 ];
-const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
-const FONTS: [&str; 2] = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf"];
+const COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
+const FONTS: [&str; 2] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
 /// The x axis ends at p99.99.
 const MAX_NINES: f64 = 4.0;
 
@@ -34,7 +42,8 @@ fn load_font() -> Result<(), BenchError> {
     let bytes = std::fs::read(&path).map_err(BenchError::io(format!("read {path}")))?;
     // plotters keeps fonts for the life of the process.
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| BenchError::Plot(format!("{path} is not a usable font")))
+    register_font("sans-serif", FontStyle::Normal, bytes)
+        .map_err(|_| BenchError::Plot(format!("{path} is not a usable font")))
 }
 
 fn nines(q: f64) -> f64 {
@@ -72,7 +81,10 @@ pub fn draw(s: &Summary, path: &str) -> Result<(), BenchError> {
                 (!pts.is_empty()).then_some((i, relay, pts))
             })
             .collect();
-        let lo = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(f64::INFINITY, f64::min);
+        let lo = series
+            .iter()
+            .flat_map(|s| s.2.iter().map(|p| p.1))
+            .fold(f64::INFINITY, f64::min);
         let hi = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(0.0, f64::max);
         if series.is_empty() || !lo.is_finite() {
             continue;

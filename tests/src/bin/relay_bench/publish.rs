@@ -46,7 +46,9 @@ pub async fn publish(
         .enumerate()
         .map(|(k, socket)| {
             let items = items.clone();
-            tokio::spawn(async move { one_connection(socket, items, k, connections, window.max(1), progress && k == 0).await })
+            tokio::spawn(async move {
+                one_connection(socket, items, k, connections, window.max(1), progress && k == 0).await
+            })
         })
         .collect();
     let mut total = Outcome::default();
@@ -92,7 +94,10 @@ async fn one_connection(
         let mut fed = false;
         while waiting.len() < window && next < items.len() {
             let Some((id, frame)) = items.get(next) else { break };
-            socket.feed(Message::text(frame.clone())).await.map_err(BenchError::ws("send EVENT"))?;
+            socket
+                .feed(Message::text(frame.clone()))
+                .await
+                .map_err(BenchError::ws("send EVENT"))?;
             waiting.insert(id.clone(), Instant::now());
             next += stride;
             out.sent += 1;
@@ -105,7 +110,10 @@ async fn one_connection(
             break;
         }
         let Some(text) = ws::next_text(&mut socket, OK_WAIT).await? else {
-            return Err(BenchError::Relay(format!("closed the connection with {} events unanswered", waiting.len())));
+            return Err(BenchError::Relay(format!(
+                "closed the connection with {} events unanswered",
+                waiting.len()
+            )));
         };
         match ws::parse(&text) {
             Frame::Ok { id, accepted, message } => {
@@ -123,7 +131,11 @@ async fn one_connection(
             _ => {}
         }
         if progress && last_report.elapsed() > Duration::from_secs(10) {
-            eprintln!("relay_bench: publishing, {} of {} sent on connection 0", out.sent, items.len() / stride);
+            eprintln!(
+                "relay_bench: publishing, {} of {} sent on connection 0",
+                out.sent,
+                items.len() / stride
+            );
             last_report = Instant::now();
         }
     }

@@ -39,7 +39,9 @@ async fn client(
     let mut stats = ClientStats::default();
     let mut n = 0usize;
     while !stop.load(Ordering::Relaxed) && n < max_requests {
-        let Some(filters) = queries.get((offset + n) % queries.len().max(1)) else { break };
+        let Some(filters) = queries.get((offset + n) % queries.len().max(1)) else {
+            break;
+        };
         let sub = format!("q{n}");
         let mut frame = vec![Value::from("REQ"), Value::from(sub.clone())];
         if let Value::Array(fs) = filters {
@@ -93,7 +95,15 @@ async fn phase(
     let started = Instant::now();
     let spread = queries.len() / clients.max(1);
     let tasks: Vec<_> = (0..clients)
-        .map(|c| tokio::spawn(client(target.clone(), queries.clone(), c * spread, stop.clone(), max_requests)))
+        .map(|c| {
+            tokio::spawn(client(
+                target.clone(),
+                queries.clone(),
+                c * spread,
+                stop.clone(),
+                max_requests,
+            ))
+        })
         .collect();
     // Clients end at `max_requests` or when the timer stops them, whichever
     // comes first.
@@ -126,7 +136,12 @@ async fn phase(
     timer.abort();
     let secs = started.elapsed().as_secs_f64();
     let requests = total.latencies.len() as u64;
-    Phase { stats: total, requests, secs, failed_clients: failed }
+    Phase {
+        stats: total,
+        requests,
+        secs,
+        failed_clients: failed,
+    }
 }
 
 pub async fn run(args: &Args) -> Result<(), BenchError> {
@@ -164,13 +179,27 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
             }
             // A warm-up pass so every relay is measured with warm caches.
             let _warm = phase(&target, queries.clone(), 1, Duration::from_secs_f64(0.5), usize::MAX).await;
-            let mut p = phase(&target, queries.clone(), 1, Duration::from_secs_f64(single_secs), usize::MAX).await;
+            let mut p = phase(
+                &target,
+                queries.clone(),
+                1,
+                Duration::from_secs_f64(single_secs),
+                usize::MAX,
+            )
+            .await;
             r.latencies("c1_", &mut p.stats.latencies, true)
                 .set("c1_reqs_per_s", p.requests as f64 / p.secs.max(1e-9))
                 .set("events_per_req", p.stats.events as f64 / (p.requests as f64).max(1.0))
                 .set("c1_errors", (p.stats.errors + p.failed_clients) as f64);
         }
-        let mut p = phase(&target, queries, clients, Duration::from_secs_f64(loaded_secs), usize::MAX).await;
+        let mut p = phase(
+            &target,
+            queries,
+            clients,
+            Duration::from_secs_f64(loaded_secs),
+            usize::MAX,
+        )
+        .await;
         r.set("clients", clients as f64)
             .set("reqs_per_s", p.requests as f64 / p.secs.max(1e-9))
             .set("errors", (p.stats.errors + p.failed_clients) as f64)

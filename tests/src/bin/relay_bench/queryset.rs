@@ -64,7 +64,10 @@ struct Pools {
 }
 
 fn tag_values<'a>(ev: &'a Ev, name: &'a str) -> impl Iterator<Item = &'a String> + 'a {
-    ev.tags.iter().filter(move |t| t.first().map(String::as_str) == Some(name)).filter_map(|t| t.get(1))
+    ev.tags
+        .iter()
+        .filter(move |t| t.first().map(String::as_str) == Some(name))
+        .filter_map(|t| t.get(1))
 }
 
 fn sample(path: &str, rng: &mut Rng) -> Result<Pools, BenchError> {
@@ -78,7 +81,11 @@ fn sample(path: &str, rng: &mut Rng) -> Result<Pools, BenchError> {
         }
         seen += 1;
         // Reservoir sampling: a uniform sample without holding the file.
-        let slot = if reservoir.len() < RESERVOIR { Some(reservoir.len()) } else { Some(rng.below(seen)).filter(|&j| j < RESERVOIR) };
+        let slot = if reservoir.len() < RESERVOIR {
+            Some(reservoir.len())
+        } else {
+            Some(rng.below(seen)).filter(|&j| j < RESERVOIR)
+        };
         if let Some(j) = slot {
             let ev: Ev = serde_json::from_str(&line).map_err(BenchError::json(format!("event in {path}")))?;
             if j == reservoir.len() {
@@ -101,8 +108,14 @@ fn sample(path: &str, rng: &mut Rng) -> Result<Pools, BenchError> {
         }
         pools.e.extend(tag_values(ev, "e").cloned());
         for t in tag_values(ev, "t") {
-            let rare = t.strip_prefix("tag").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if rare { pools.t_rare.push(t.clone()) } else { pools.t_popular.push(t.clone()) }
+            let rare = t
+                .strip_prefix("tag")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if rare {
+                pools.t_rare.push(t.clone())
+            } else {
+                pools.t_popular.push(t.clone())
+            }
         }
     }
     pools.created.sort_unstable();
@@ -134,18 +147,29 @@ fn build(pools: &Pools, rng: &mut Rng) -> BTreeMap<String, Vec<Value>> {
     };
     for _ in 0..PER_CASE {
         let ids: Vec<String> = (0..10).map(|_| s(rng, &pools.ids)).collect();
-        cases.entry("ids".into()).or_default().push(one(json!({"ids": ids, "limit": LIMIT})));
         cases
-            .entry("authors_kinds".into())
+            .entry("ids".into())
             .or_default()
-            .push(one(json!({"authors": [s(rng, &pools.authors)], "kinds": [1], "limit": LIMIT})));
-        cases.entry("p_tag".into()).or_default().push(one(json!({"#p": [s(rng, &pools.p)], "limit": LIMIT})));
-        cases.entry("e_tag".into()).or_default().push(one(json!({"#e": [s(rng, &pools.e)], "limit": LIMIT})));
+            .push(one(json!({"ids": ids, "limit": LIMIT})));
+        cases.entry("authors_kinds".into()).or_default().push(one(
+            json!({"authors": [s(rng, &pools.authors)], "kinds": [1], "limit": LIMIT}),
+        ));
+        cases
+            .entry("p_tag".into())
+            .or_default()
+            .push(one(json!({"#p": [s(rng, &pools.p)], "limit": LIMIT})));
+        cases
+            .entry("e_tag".into())
+            .or_default()
+            .push(one(json!({"#e": [s(rng, &pools.e)], "limit": LIMIT})));
         cases
             .entry("t_popular".into())
             .or_default()
             .push(one(json!({"#t": [s(rng, &pools.t_popular)], "limit": LIMIT})));
-        cases.entry("t_rare".into()).or_default().push(one(json!({"#t": [s(rng, &pools.t_rare)], "limit": LIMIT})));
+        cases
+            .entry("t_rare".into())
+            .or_default()
+            .push(one(json!({"#t": [s(rng, &pools.t_rare)], "limit": LIMIT})));
         cases
             .entry("kinds_since".into())
             .or_default()
@@ -167,12 +191,17 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
     let mut rng = Rng(args.num("seed", 7u64)?);
     let pools = sample(path, &mut rng)?;
     if pools.authors.is_empty() || pools.e.is_empty() || pools.t_rare.is_empty() || pools.p.is_empty() {
-        return Err(BenchError::Usage(format!("{path} has too few events to draw queries from")));
+        return Err(BenchError::Usage(format!(
+            "{path} has too few events to draw queries from"
+        )));
     }
     let cases = build(&pools, &mut rng);
     let text = serde_json::to_string(&cases).map_err(BenchError::json("encode queries"))?;
     std::fs::write(out, text).map_err(BenchError::io(format!("write {out}")))?;
-    eprintln!("relay_bench: wrote {} cases of {PER_CASE} requests to {out}", cases.len());
+    eprintln!(
+        "relay_bench: wrote {} cases of {PER_CASE} requests to {out}",
+        cases.len()
+    );
     Ok(())
 }
 

@@ -88,7 +88,10 @@ fn rows(s: &Summary, main: &str) -> (Vec<String>, Vec<Vec<String>>) {
         };
         let differs = |peer: &str| {
             if case == "mix" {
-                s.cells.keys().filter(|k| k.starts_with("query/")).any(|k| differs_in(k, peer))
+                s.cells
+                    .keys()
+                    .filter(|k| k.starts_with("query/"))
+                    .any(|k| differs_in(k, peer))
             } else {
                 differs_in(key, peer)
             }
@@ -172,7 +175,10 @@ fn machine() -> Vec<(String, String)> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or("unknown".into(), |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0));
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     vec![
         ("CPU".into(), format!("{model} ({cores} cores available)")),
         ("memory".into(), mem),
@@ -192,7 +198,9 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
     let (header, body) = rows(&summary, main);
 
     println!("{}", text_table(&header, &body));
-    println!("✓ nostr_pg better; ⚠ the peer returned a different number of events for the same 20 REQs (not comparable)\n");
+    println!(
+        "✓ nostr_pg better; ⚠ the peer returned a different number of events for the same 20 REQs (not comparable)\n"
+    );
     for v in &verdicts {
         let mark = match v.met {
             Some(true) => "MET    ",
@@ -249,6 +257,9 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
     }
     let md_path = format!("{dir}/report.md");
     std::fs::write(&md_path, md).map_err(BenchError::io(format!("write {md_path}")))?;
-    eprintln!("relay_bench: wrote {md_path}, {json_path}{}", if plotted { format!(", {png}") } else { String::new() });
+    eprintln!(
+        "relay_bench: wrote {md_path}, {json_path}{}",
+        if plotted { format!(", {png}") } else { String::new() }
+    );
     Ok(())
 }

@@ -57,7 +57,12 @@ impl Summary {
                 names.dedup();
                 let metrics = names
                     .into_iter()
-                    .map(|m| (m.clone(), median(rs.iter().filter_map(|r| r.metrics.get(m).copied()).collect())))
+                    .map(|m| {
+                        (
+                            m.clone(),
+                            median(rs.iter().filter_map(|r| r.metrics.get(m).copied()).collect()),
+                        )
+                    })
                     .collect();
                 let with_curve: Vec<&&Record> = rs.iter().filter(|r| !r.curve.is_empty()).collect();
                 let curve = with_curve
@@ -75,7 +80,14 @@ impl Summary {
                             .collect()
                     })
                     .unwrap_or_default();
-                row.insert(relay, Cell { metrics, rounds: rs.len(), curve });
+                row.insert(
+                    relay,
+                    Cell {
+                        metrics,
+                        rounds: rs.len(),
+                        curve,
+                    },
+                );
             }
             cells.insert(key, row);
         }
@@ -84,6 +96,12 @@ impl Summary {
     }
 
     pub fn get(&self, key: &str, relay: &str, metric: &str) -> Option<f64> {
-        self.cells.get(key)?.get(relay)?.metrics.get(metric).copied().filter(|v| v.is_finite())
+        self.cells
+            .get(key)?
+            .get(relay)?
+            .metrics
+            .get(metric)
+            .copied()
+            .filter(|v| v.is_finite())
     }
 }

@@ -13,8 +13,15 @@ pub struct Verdict {
     pub met: Option<bool>,
 }
 
-const SINGLE_FILTER_CASES: [&str; 7] =
-    ["ids", "authors_kinds", "p_tag", "e_tag", "t_popular", "t_rare", "kinds_since"];
+const SINGLE_FILTER_CASES: [&str; 7] = [
+    "ids",
+    "authors_kinds",
+    "p_tag",
+    "e_tag",
+    "t_popular",
+    "t_rare",
+    "kinds_since",
+];
 
 fn best(s: &Summary, relay: &str, workload: &str, metric: &str) -> Option<(f64, String)> {
     s.cells
@@ -27,7 +34,11 @@ fn best(s: &Summary, relay: &str, workload: &str, metric: &str) -> Option<(f64, 
 pub fn check(s: &Summary, main: &str) -> Vec<Verdict> {
     let mut out = Vec::new();
     let mut push = |target: &str, measured: String, met: Option<bool>| {
-        out.push(Verdict { target: target.to_owned(), measured, met });
+        out.push(Verdict {
+            target: target.to_owned(),
+            measured,
+            met,
+        });
     };
 
     let ours = best(s, main, "ingest", "accepted_per_s");
@@ -38,8 +49,16 @@ pub fn check(s: &Summary, main: &str) -> Vec<Verdict> {
         .filter_map(|r| best(s, r, "ingest", "accepted_per_s").map(|(v, k)| (v, format!("{r} {k}"))))
         .max_by(|a, b| a.0.total_cmp(&b.0));
     match &ours {
-        Some((v, k)) => push("ingest ≥ 8,000 events/s through the gateway", format!("{v:.0}/s ({k})"), Some(*v >= 8000.0)),
-        None => push("ingest ≥ 8,000 events/s through the gateway", "not measured".into(), None),
+        Some((v, k)) => push(
+            "ingest ≥ 8,000 events/s through the gateway",
+            format!("{v:.0}/s ({k})"),
+            Some(*v >= 8000.0),
+        ),
+        None => push(
+            "ingest ≥ 8,000 events/s through the gateway",
+            "not measured".into(),
+            None,
+        ),
     }
     match (&ours, &peer) {
         (Some((v, _)), Some((p, pk))) => push(
@@ -60,7 +79,11 @@ pub fn check(s: &Summary, main: &str) -> Vec<Verdict> {
         );
     }
     let v = s.get("query/mix", main, "reqs_per_s");
-    push("queries ≥ 3,000 REQs/s at 32 clients (mix)", v.map_or("not measured".into(), |v| format!("{v:.0}/s")), v.map(|v| v >= 3000.0));
+    push(
+        "queries ≥ 3,000 REQs/s at 32 clients (mix)",
+        v.map_or("not measured".into(), |v| format!("{v:.0}/s")),
+        v.map(|v| v >= 3000.0),
+    );
 
     let p99 = s.get("fanout/live", main, "p99_ms");
     let frac = s.get("fanout/live", main, "delivered_fraction");
@@ -86,6 +109,10 @@ pub fn check(s: &Summary, main: &str) -> Vec<Verdict> {
     );
 
     let v = s.get("import/publish_batch", main, "events_per_s");
-    push("import ≥ 15,000 verified events/s", v.map_or("not measured".into(), |v| format!("{v:.0}/s")), v.map(|v| v >= 15_000.0));
+    push(
+        "import ≥ 15,000 verified events/s",
+        v.map_or("not measured".into(), |v| format!("{v:.0}/s")),
+        v.map(|v| v >= 15_000.0),
+    );
     out
 }

@@ -33,24 +33,38 @@ impl Target {
             .map_err(BenchError::io(format!("resolve {hostport}")))?
             .next()
             .ok_or_else(|| BenchError::Usage(format!("{hostport} resolves to no address")))?;
-        Ok(Target { url: url.to_owned(), addr })
+        Ok(Target {
+            url: url.to_owned(),
+            addr,
+        })
     }
 }
 
 /// Source addresses 127.0.0.1 ..= 127.0.0.n (the whole 127/8 is loopback on Linux).
 pub fn sources(n: usize) -> Vec<IpAddr> {
-    (1..=n.clamp(1, 250)).map(|i| IpAddr::from([127, 0, 0, i as u8])).collect()
+    (1..=n.clamp(1, 250))
+        .map(|i| IpAddr::from([127, 0, 0, i as u8]))
+        .collect()
 }
 
 /// Opens a WebSocket; `lean` shrinks the buffers for the idle-connection test,
 /// where tungstenite's 128 KiB default read buffer would dominate client memory.
 pub async fn connect(target: &Target, source: Option<IpAddr>, lean: bool) -> Result<Ws, BenchError> {
-    let socket = if target.addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-        .map_err(BenchError::io("socket"))?;
-    if let Some(ip) = source.filter(|_| target.addr.ip().is_loopback()) {
-        socket.bind(SocketAddr::new(ip, 0)).map_err(BenchError::io(format!("bind {ip}")))?;
+    let socket = if target.addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
     }
-    let stream = socket.connect(target.addr).await.map_err(BenchError::io(format!("connect {}", target.addr)))?;
+    .map_err(BenchError::io("socket"))?;
+    if let Some(ip) = source.filter(|_| target.addr.ip().is_loopback()) {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(BenchError::io(format!("bind {ip}")))?;
+    }
+    let stream = socket
+        .connect(target.addr)
+        .await
+        .map_err(BenchError::io(format!("connect {}", target.addr)))?;
     stream.set_nodelay(true).map_err(BenchError::io("TCP_NODELAY"))?;
     let config = if lean {
         WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
@@ -87,10 +101,22 @@ pub async fn next_text(ws: &mut Ws, wait: Duration) -> Result<Option<String>, Be
 /// the same two cores as the relay, and only the subscription and id matter.
 #[derive(Debug, PartialEq)]
 pub enum Frame<'a> {
-    Ok { id: String, accepted: bool, message: String },
-    Event { sub: &'a str, id: &'a str },
-    Eose { sub: String },
-    Closed { sub: String, message: String },
+    Ok {
+        id: String,
+        accepted: bool,
+        message: String,
+    },
+    Event {
+        sub: &'a str,
+        id: &'a str,
+    },
+    Eose {
+        sub: String,
+    },
+    Closed {
+        sub: String,
+        message: String,
+    },
     Notice(String),
     Other,
 }
@@ -119,7 +145,10 @@ pub fn parse(text: &str) -> Frame<'_> {
             message: s(3),
         },
         Some("EOSE") => Frame::Eose { sub: s(1) },
-        Some("CLOSED") => Frame::Closed { sub: s(1), message: s(2) },
+        Some("CLOSED") => Frame::Closed {
+            sub: s(1),
+            message: s(2),
+        },
         Some("NOTICE") => Frame::Notice(s(1)),
         _ => Frame::Other,
     }
@@ -136,7 +165,11 @@ mod tests {
         assert_eq!(parse(&ev), Frame::Event { sub: "s1", id: &id });
         assert_eq!(
             parse(r#"["OK","ab",false,"duplicate: have it"]"#),
-            Frame::Ok { id: "ab".into(), accepted: false, message: "duplicate: have it".into() }
+            Frame::Ok {
+                id: "ab".into(),
+                accepted: false,
+                message: "duplicate: have it".into()
+            }
         );
         assert_eq!(parse(r#"["EOSE","q"]"#), Frame::Eose { sub: "q".into() });
         assert_eq!(parse("nonsense"), Frame::Other);
