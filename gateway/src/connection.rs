@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use nostr_pg_core::{hex, Event, Filters};
+use nostr_pg_core::{hex, Filters};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -31,6 +31,7 @@ use crate::fanout::{ConnHandle, Delivery, RESTRICTED_KINDS};
 use crate::http::RequestHead;
 use crate::limits::ConnectionSlot;
 use crate::protocol::{self, ClientMessage, FrameError, Refusal, Target};
+use crate::query_task::{QueryMsg, QueryTask};
 use crate::reply::Prefix;
 use crate::server::Relay;
 use crate::subscription::{LiveAction, Sub};
@@ -48,27 +49,6 @@ const WRITE_BATCH: usize = 64;
 /// this, one client pipelining REQs takes all of it and everyone else waits.
 /// Further REQs of that client queue behind its own permits.
 const QUERIES_PER_CONNECTION: usize = 2;
-
-/// Results coming back from query tasks.
-#[derive(Debug)]
-enum QueryMsg {
-    Stored {
-        sub_id: Arc<str>,
-        generation: u64,
-        id: Option<[u8; 32]>,
-        frame: String,
-    },
-    Eose {
-        sub_id: Arc<str>,
-        generation: u64,
-    },
-    /// Ends the subscription with this frame (CLOSED, or a COUNT answer).
-    Done {
-        sub_id: Arc<str>,
-        generation: u64,
-        frame: String,
-    },
-}
 
 /// Why the loop ended.
 enum End {
@@ -660,115 +640,6 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The id of a canonical event JSON text, which always starts with it.
-fn canonical_id(json: &str) -> Option<[u8; 32]> {
-    json.strip_prefix("{\"id\":\"")
-        .and_then(|rest| rest.get(..64))
-        .and_then(hex::decode_fixed::<32>)
-        .or_else(|| protocol::event_id_of(json).and_then(|id| hex::decode_fixed::<32>(&id)))
-}
-
-/// A stored query running for one subscription.
-struct QueryTask {
-    relay: Arc<Relay>,
-    permits: Arc<Semaphore>,
-    tx: mpsc::Sender<QueryMsg>,
-    sub_id: Arc<str>,
-    generation: u64,
-    json: String,
-    cancel: Arc<CancelSlot>,
-    allowed: Option<Vec<[u8; 32]>>,
-}
-
-impl QueryTask {
-    fn req_boxed(self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(self.req())
-    }
-
-    fn count_boxed(self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(self.count())
-    }
-
-    async fn req(self) {
-        // Closing the semaphore never happens; a failed acquire only means the
-        // connection is going away.
-        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
-            return;
-        };
-        let started = Instant::now();
-        let result = self.relay.db.req(&self.json, &self.cancel).await;
-        self.relay.metrics.query_seconds.observe_duration(started.elapsed());
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(e) => return self.fail(e).await,
-        };
-        for json in rows {
-            if let Some(allowed) = &self.allowed {
-                // Reads of restricted kinds are filtered here: the database
-                // does not know who is asking.
-                match Event::parse(&json) {
-                    Ok(event) if crate::fanout::visible(&event, Some(allowed)) => {}
-                    _ => continue,
-                }
-            }
-            let msg = QueryMsg::Stored {
-                sub_id: Arc::clone(&self.sub_id),
-                generation: self.generation,
-                id: canonical_id(&json),
-                frame: protocol::event(&self.sub_id, &json),
-            };
-            if self.tx.send(msg).await.is_err() {
-                return;
-            }
-        }
-        let eose = QueryMsg::Eose {
-            sub_id: Arc::clone(&self.sub_id),
-            generation: self.generation,
-        };
-        if self.tx.send(eose).await.is_err() {
-            tracing::debug!("connection closed before EOSE");
-        }
-    }
-
-    async fn count(self) {
-        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
-            return;
-        };
-        let started = Instant::now();
-        let result = self.relay.db.count(&self.json, &self.cancel).await;
-        self.relay.metrics.query_seconds.observe_duration(started.elapsed());
-        match result {
-            Ok(n) => {
-                let frame = protocol::count(&self.sub_id, n);
-                let msg = QueryMsg::Done {
-                    sub_id: Arc::clone(&self.sub_id),
-                    generation: self.generation,
-                    frame,
-                };
-                if self.tx.send(msg).await.is_err() {
-                    tracing::debug!("connection closed before COUNT");
-                }
-            }
-            Err(e) => self.fail(e).await,
-        }
-    }
-
-    async fn fail(&self, e: crate::db::DbError) {
-        if !matches!(e, crate::db::DbError::Sql { .. }) {
-            self.relay.metrics.db_errors.fetch_add(1, Relaxed);
-        }
-        let frame = protocol::closed(&self.sub_id, &e.reply());
-        let msg = QueryMsg::Done {
-            sub_id: Arc::clone(&self.sub_id),
-            generation: self.generation,
-            frame,
-        };
-        if self.tx.send(msg).await.is_err() {
-            tracing::debug!("connection closed before CLOSED");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -785,15 +656,6 @@ mod tests {
         assert_eq!(violation(&Error::ConnectionClosed), None);
         let io = Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
         assert_eq!(violation(&io), None);
-    }
-
-    #[test]
-    fn canonical_ids_are_read_from_the_prefix() {
-        let id = "ab".repeat(32);
-        let json = format!("{{\"id\":\"{id}\",\"pubkey\":\"x\"}}");
-        assert_eq!(canonical_id(&json), hex::decode_fixed::<32>(&id));
-        assert_eq!(canonical_id("{\"id\":\"short\"}"), None);
-        assert_eq!(canonical_id("{\"pubkey\":\"x\",\"id\":\"".to_owned().as_str()), None);
     }
 
     #[test]

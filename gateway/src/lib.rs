@@ -5,7 +5,8 @@
 //! Where things live:
 //! - [`server`]: [`run`], the accept loop and graceful shutdown; [`server::Relay`]
 //!   holds one gateway's state (no globals, so tests can run several).
-//! - [`connection`]: one WebSocket session, a single task per socket.
+//! - [`connection`]: one WebSocket session, a single task per socket; its
+//!   stored queries run in `query_task`, each holding a share of the pool.
 //! - [`subscription`]: a subscription's stored/live phases and de-duplication.
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
 //! - [`reply`]: the NIP-01 machine-readable prefixes, in one enum.
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod publisher;
+mod query_task;
 pub mod reply;
 pub mod server;
 pub mod subscription;
