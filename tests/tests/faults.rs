@@ -174,18 +174,7 @@ async fn kill_9_of_the_gateway_loses_no_acknowledged_event() {
     let events = presign("kill-gw", CLIENTS, PER_CLIENT).await;
     let shared = Shared::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = events
-        .into_iter()
-        .map(|ev| {
-            tokio::spawn(publish_all(
-                gw.url.clone(),
-                ev,
-                64,
-                Arc::clone(&shared),
-                Arc::clone(&stop),
-            ))
-        })
-        .collect();
+    let tasks = start_publishers(&gw.url, events, &shared, &stop);
     wait_for("1000 acks", Duration::from_secs(120), || {
         tally(&shared).acked.len() >= 1000
     })
@@ -275,18 +264,7 @@ async fn kill_9_of_postgres_loses_no_acknowledged_event_and_the_gateway_recovers
     let total = CLIENTS * PER_CLIENT;
     let shared = Shared::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = events
-        .into_iter()
-        .map(|ev| {
-            tokio::spawn(publish_all(
-                gw.url.clone(),
-                ev,
-                64,
-                Arc::clone(&shared),
-                Arc::clone(&stop),
-            ))
-        })
-        .collect();
+    let tasks = start_publishers(&gw.url, events, &shared, &stop);
     wait_for("1000 acks", Duration::from_secs(120), || {
         tally(&shared).acked.len() >= 1000
     })
@@ -476,4 +454,17 @@ async fn disk_full_inside_a_batch() {
         .get(0);
     assert_eq!(tag_rows, 10, "no tag row of the poisoned event survived");
     println!("disk full in a batch: 1 error:, 10/10 batch-mates stored ({batches} publish_batch calls)");
+}
+
+/// One publishing task per client, 64 events in flight each, until `stop`.
+fn start_publishers(
+    url: &str,
+    events: Vec<Vec<(String, String)>>,
+    shared: &Shared,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    events
+        .into_iter()
+        .map(|ev| tokio::spawn(publish_all(url.to_owned(), ev, 64, shared.clone(), Arc::clone(stop))))
+        .collect()
 }
