@@ -105,6 +105,15 @@ pub struct Limits {
     pub event_burst_per_ip: f64,
     pub events_per_second_per_pubkey: f64,
     pub event_burst_per_pubkey: f64,
+    /// Token bucket for REQ and COUNT that run a query, per IP: a flood of
+    /// stored queries is the cheapest way to load the database, so past it a
+    /// REQ is answered `CLOSED rate-limited:` without one.
+    pub reqs_per_second_per_ip: f64,
+    pub req_burst_per_ip: f64,
+    /// Frames of any kind one connection may send per second, after a burst;
+    /// past it the gateway reads that socket more slowly (nothing is refused).
+    pub frames_per_second_per_connection: f64,
+    pub frame_burst_per_connection: f64,
     /// EVENTs of one connection waiting for their OK; past it the gateway stops
     /// reading that socket until OKs drain (TCP back-pressure, bounded memory).
     pub max_inflight_events: usize,
@@ -191,6 +200,10 @@ impl Default for Limits {
             event_burst_per_ip: 200.0,
             events_per_second_per_pubkey: 20.0,
             event_burst_per_pubkey: 100.0,
+            reqs_per_second_per_ip: 20.0,
+            req_burst_per_ip: 100.0,
+            frames_per_second_per_connection: 1000.0,
+            frame_burst_per_connection: 2000.0,
             max_inflight_events: 256,
             live_queue: 1024,
         }
@@ -306,6 +319,13 @@ impl Config {
             ("limits.event_burst_per_ip", l.event_burst_per_ip),
             ("limits.events_per_second_per_pubkey", l.events_per_second_per_pubkey),
             ("limits.event_burst_per_pubkey", l.event_burst_per_pubkey),
+            ("limits.reqs_per_second_per_ip", l.reqs_per_second_per_ip),
+            ("limits.req_burst_per_ip", l.req_burst_per_ip),
+            (
+                "limits.frames_per_second_per_connection",
+                l.frames_per_second_per_connection,
+            ),
+            ("limits.frame_burst_per_connection", l.frame_burst_per_connection),
         ];
         for (name, value) in rates {
             if !(value.is_finite() && value > 0.0) {

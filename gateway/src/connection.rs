@@ -29,7 +29,7 @@ use crate::auth;
 use crate::db::CancelSlot;
 use crate::fanout::{ConnHandle, Delivery, RESTRICTED_KINDS};
 use crate::http::RequestHead;
-use crate::limits::ConnectionSlot;
+use crate::limits::{ConnectionSlot, Pacer};
 use crate::protocol::{self, ClientMessage, FrameError, Refusal, Target};
 use crate::query_task::{QueryMsg, QueryTask};
 use crate::reply::Prefix;
@@ -156,6 +156,13 @@ pub async fn serve<S>(
     };
     session.out.push(protocol::auth(&session.challenge));
     let max_inflight = relay.config.limits.max_inflight_events;
+    let mut pacer = Pacer::new(
+        limits.frames_per_second_per_connection,
+        limits.frame_burst_per_connection,
+        Instant::now(),
+    );
+    // Set while the pacer holds this socket's next read back.
+    let mut paused: Option<tokio::time::Instant> = None;
 
     let end = loop {
         if flush(&mut ws, &mut session.out).await.is_err() {
@@ -195,21 +202,28 @@ pub async fn serve<S>(
                     }
                 }
             }
-            incoming = ws.next(), if session.inflight < max_inflight => match incoming {
-                None | Some(Ok(Message::Close(_))) => break End::ClientGone,
-                Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
-                Some(Ok(Message::Binary(_))) => {
-                    relay.metrics.message("other");
-                    session.out.push(Refusal { error: FrameError::Binary, target: Target::Notice }.reply());
-                }
-                Some(Ok(_)) => {} // ping/pong are answered by tungstenite
-                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
-                    tracing::debug!("{peer} sent an oversized message: {e}");
-                    break End::Oversized;
-                }
-                Some(Err(e)) => {
-                    tracing::debug!("read from {peer} failed: {e}");
-                    break violation(&e).map_or(End::ClientGone, |(code, why)| End::Violation(code, why));
+            // The pacer's pause: the next frame is read once it is over.
+            _ = tokio::time::sleep_until(paused.unwrap_or_else(tokio::time::Instant::now)), if paused.is_some() => {
+                paused = None;
+            }
+            incoming = ws.next(), if session.inflight < max_inflight && paused.is_none() => {
+                paused = pacer.after_frame(Instant::now()).map(tokio::time::Instant::from_std);
+                match incoming {
+                    None | Some(Ok(Message::Close(_))) => break End::ClientGone,
+                    Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        relay.metrics.message("other");
+                        session.out.push(Refusal { error: FrameError::Binary, target: Target::Notice }.reply());
+                    }
+                    Some(Ok(_)) => {} // ping/pong are answered by tungstenite
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                        tracing::debug!("{peer} sent an oversized message: {e}");
+                        break End::Oversized;
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!("read from {peer} failed: {e}");
+                        break violation(&e).map_or(End::ClientGone, |(code, why)| End::Violation(code, why));
+                    }
                 }
             },
         }
@@ -467,15 +481,24 @@ impl Session {
             None
         };
 
-        self.generation += 1;
-        let generation = self.generation;
-        let sub_key: Arc<str> = Arc::from(sub_id.as_str());
-        let cancel = Arc::new(CancelSlot::default());
         // COUNT ignores `limit`, so only a filter no event can match skips it.
         let nothing_matches = filters
             .0
             .iter()
             .all(|f| if is_count { f.never_matches() } else { f.is_empty_set() });
+        // Only requests that reach the database are charged: refusals and
+        // empty answers cost nothing worth limiting.
+        if !nothing_matches && !relay.req_limiter.check(&self.ip) {
+            relay.metrics.reqs_rate_limited.fetch_add(1, Relaxed);
+            return self.out.push(closed(
+                Prefix::RateLimited.with("too many REQs from your address; slow down"),
+            ));
+        }
+
+        self.generation += 1;
+        let generation = self.generation;
+        let sub_key: Arc<str> = Arc::from(sub_id.as_str());
+        let cancel = Arc::new(CancelSlot::default());
         let mut sub = if is_count {
             Sub::count(generation, Arc::clone(&cancel))
         } else {

@@ -48,6 +48,41 @@ impl TokenBucket {
     }
 }
 
+/// Paces the frames one connection may have read: past the burst, the
+/// connection's next read waits until a token is due. Nothing is refused, so
+/// no client sees an error; a client pipelining faster than the rate just
+/// gets TCP back-pressure, and one connection can never occupy the gateway's
+/// threads with parsing, whatever the per-verb limits are set to.
+#[derive(Debug)]
+pub struct Pacer {
+    rate: f64,
+    burst: f64,
+    bucket: TokenBucket,
+}
+
+impl Pacer {
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Pacer {
+        Pacer {
+            rate,
+            burst,
+            bucket: TokenBucket::full(burst, now),
+        }
+    }
+
+    /// Takes a token for a frame just read; returns when the next read may
+    /// happen if the bucket is empty now.
+    pub fn after_frame(&mut self, now: Instant) -> Option<Instant> {
+        if self.bucket.try_take(self.rate, self.burst, now) {
+            return None;
+        }
+        // This frame was read already: it goes on the bucket as a debt, paid
+        // back at `rate` before the next read.
+        self.bucket.tokens -= 1.0;
+        let wait = -self.bucket.tokens / self.rate;
+        Some(now + std::time::Duration::from_secs_f64(wait.clamp(0.0, 60.0)))
+    }
+}
+
 /// Token buckets by key. Buckets that have refilled completely carry no
 /// information and are pruned, so the map stays as small as the set of keys
 /// that were recently busy.
@@ -203,6 +238,23 @@ mod tests {
             assert!(limiter.check_at(&k, later));
         }
         assert!(!limiter.check_at(&k, later));
+    }
+
+    #[test]
+    fn pacer_lets_the_burst_through_then_spaces_reads_at_the_rate() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(10.0, 2.0, t0);
+        assert_eq!(p.after_frame(t0), None);
+        assert_eq!(p.after_frame(t0), None);
+        let next = p.after_frame(t0).map(|t| t.duration_since(t0).as_millis());
+        assert_eq!(next, Some(100), "one frame owed: a token at 10/s");
+        let t1 = t0 + Duration::from_millis(100);
+        let next = p.after_frame(t1).map(|t| t.duration_since(t1).as_millis());
+        assert_eq!(next, Some(100), "steady state: one frame per 1/rate");
+        // After a quiet second, the burst is available again.
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(p.after_frame(t2), None);
+        assert_eq!(p.after_frame(t2), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct Metrics {
     events_rejected: [AtomicU64; Prefix::ALL.len() + 1],
     pub live_events_sent: AtomicU64,
     pub slow_clients_dropped: AtomicU64,
+    pub reqs_rate_limited: AtomicU64,
     pub db_errors: AtomicU64,
     pub listen_reconnects: AtomicU64,
     pub query_seconds: Histogram,
@@ -122,6 +123,12 @@ impl Metrics {
             "nostr_gateway_slow_clients_dropped_total",
             "Clients disconnected for a full live queue",
             &self.slow_clients_dropped,
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_reqs_rate_limited_total",
+            "REQs and COUNTs refused by the per-IP query rate limit",
+            &self.reqs_rate_limited,
         );
         counter(
             &mut out,

@@ -72,6 +72,9 @@ impl QueryTask {
         let started = Instant::now();
         let result = self.relay.db.req(&self.json, &self.cancel).await;
         self.relay.metrics.query_seconds.observe_duration(started.elapsed());
+        if self.cancel.is_abandoned() {
+            return;
+        }
         let rows = match result {
             Ok(rows) => rows,
             Err(e) => return self.fail(e).await,
@@ -111,6 +114,9 @@ impl QueryTask {
         let started = Instant::now();
         let result = self.relay.db.count(&self.json, &self.cancel).await;
         self.relay.metrics.query_seconds.observe_duration(started.elapsed());
+        if self.cancel.is_abandoned() {
+            return;
+        }
         match result {
             Ok(n) => {
                 let frame = protocol::count(&self.sub_id, n);

@@ -46,6 +46,7 @@ pub struct Relay {
     pub verifier: Verifier,
     pub ip_limiter: KeyedLimiter<IpAddr>,
     pub pubkey_limiter: KeyedLimiter<[u8; 32]>,
+    pub req_limiter: KeyedLimiter<IpAddr>,
     pub connections: Arc<ConnectionCounter>,
     /// The NIP-11 document, serialised once.
     pub info_json: String,
@@ -84,6 +85,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let relay = Arc::new(Relay {
         ip_limiter: KeyedLimiter::new(l.events_per_second_per_ip, l.event_burst_per_ip),
         pubkey_limiter: KeyedLimiter::new(l.events_per_second_per_pubkey, l.event_burst_per_pubkey),
+        req_limiter: KeyedLimiter::new(l.reqs_per_second_per_ip, l.req_burst_per_ip),
         connections: Arc::new(ConnectionCounter::new(l.max_connections, l.max_connections_per_ip)),
         info_json: http::relay_info(&config).to_string(),
         relay_host: crate::auth::host_of(&config.relay_url),

@@ -21,6 +21,12 @@ use crate::fanout::LiveEvent;
 /// How long stored ids still filter live events after EOSE.
 pub const DEDUP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a closed subscription's statement may keep running before it is
+/// cancelled (see [`CancelSlot`]): longer than almost every REQ takes, far
+/// shorter than what a cancel-and-reconnect costs a client that replaces
+/// subscriptions in a loop.
+pub const CANCEL_GRACE: Duration = Duration::from_millis(100);
+
 #[derive(Debug)]
 enum Phase {
     Stored {
@@ -151,11 +157,13 @@ impl Sub {
 }
 
 impl Drop for Sub {
-    /// Closing a subscription stops its query, on the server too.
+    /// Closing a subscription stops its query: at once if it is waiting for
+    /// a connection or sending results, on the server after `CANCEL_GRACE` if
+    /// its statement is running (the task then ends by itself, keeping its
+    /// connection's share of the pool until the statement is over).
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            if !task.is_finished() {
-                self.cancel.cancel();
+            if !task.is_finished() && !self.cancel.abandon(CANCEL_GRACE) {
                 task.abort();
             }
         }

@@ -152,6 +152,10 @@ events_per_second_per_ip = 10000000.0
 event_burst_per_ip = 10000000.0
 events_per_second_per_pubkey = 10000000.0
 event_burst_per_pubkey = 10000000.0
+reqs_per_second_per_ip = 10000000.0
+req_burst_per_ip = 10000000.0
+frames_per_second_per_connection = 10000000.0
+frame_burst_per_connection = 10000000.0
 EOF
 "$BIN/gateway" --listen 127.0.0.1:0 --database-url "$MAIN_URL" --config "$RUN/gateway.toml" --log-level warn \
     >"$RUN/gateway.out" 2>"$RUN/gateway.err" &

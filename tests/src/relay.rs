@@ -83,7 +83,12 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
+        // TCP_NODELAY, as browsers and most client libraries set it: with
+        // Nagle on, a frame sent right after one the relay never answers
+        // (CLOSE) waits for the relay's delayed ACK, about 40 ms.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .expect("websocket connect");
         Client {
             ws,
             challenge: None,

@@ -226,6 +226,73 @@ async fn a_client_that_never_reads_is_disconnected_and_others_get_everything() {
     println!("fast client: {got}/{EVENTS} events; slow client: {slow_events} before disconnect");
 }
 
+/// REQs that would run a query are charged to a per-IP token bucket; past it
+/// the REQ gets `CLOSED rate-limited:` and nothing else changes. Refused and
+/// live-only REQs cost nothing, and the connection stays usable.
+#[tokio::test]
+async fn req_floods_get_rate_limited_per_ip() {
+    let db = TestDb::new("req_rate").await;
+    let (gw, _f) = gateway(&db, "[limits]\nreqs_per_second_per_ip = 0.01\nreq_burst_per_ip = 3.0\n").await;
+    let keys = Keys::from_seed("req-rate");
+    let mut c = Client::connect(&gw.url).await;
+    assert!(ok(&c.publish(&keys.sign(now(), 1, vec![], "one").canonical_json()).await).0);
+    for i in 0..3 {
+        let got = c.req(&format!("q{i}"), &[json!({"kinds": [1]})]).await.expect("within the burst");
+        assert_eq!(got.len(), 1);
+    }
+    // Not charged: refused by validation, or nothing stored can match.
+    let refused = c.req("bad", &[json!({"limit": -1})]).await.expect_err("invalid");
+    assert!(refused[2].as_str().is_some_and(|m| m.starts_with("invalid: ")), "{refused}");
+    assert!(c.req("live", &[json!({"kinds": [1], "limit": 0})]).await.expect("live only").is_empty());
+    let limited = c.req("q3", &[json!({"kinds": [1]})]).await.expect_err("over the budget");
+    assert_eq!(limited[1], "q3");
+    assert!(limited[2].as_str().is_some_and(|m| m.starts_with("rate-limited: ")), "{limited}");
+    let counted = c.req("n", &[json!({"kinds": [1]})]).await;
+    assert!(counted.is_err(), "still limited: {counted:?}");
+    // Still connected: events are accepted, and the live subscription works.
+    let e = keys.sign(now(), 1, vec![], "two");
+    assert!(ok(&c.publish(&e.canonical_json()).await).0);
+    assert_eq!(c.next_event("live").await["id"], nostr_pg_core::hex::encode(&e.id).as_str());
+    assert_eq!(metric(&gw.http_url(), "nostr_gateway_reqs_rate_limited_total").await, 2.0);
+}
+
+/// Past its burst, a connection's frames are read at the configured rate:
+/// every frame is still answered (nothing is refused), just later, and the
+/// pacing of one connection does not hold back another.
+#[tokio::test]
+async fn a_fast_connection_is_paced_not_refused() {
+    const FRAMES: usize = 25;
+    let db = TestDb::new("pacer").await;
+    let (gw, _f) = gateway(
+        &db,
+        "[limits]\nframes_per_second_per_connection = 20.0\nframe_burst_per_connection = 5.0\n",
+    )
+    .await;
+    let (mut tx, mut rx) = raw_connect(&gw.url).await.split();
+    let started = std::time::Instant::now();
+    for i in 0..FRAMES {
+        let frame = json!(["REQ", format!("s{i}"), {"kinds": [1], "limit": 0}]).to_string();
+        tx.send(Message::text(frame)).await.expect("send");
+    }
+    // Meanwhile another connection is served at once.
+    let mut other = Client::connect(&gw.url).await;
+    assert!(other.req("other", &[json!({"kinds": [1]})]).await.expect("served").is_empty());
+    let mut eoses = 0;
+    while eoses < FRAMES {
+        match tokio::time::timeout(Duration::from_secs(20), rx.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let f: Value = serde_json::from_str(t.as_str()).expect("json");
+                assert_ne!(f[0], "CLOSED", "paced, not refused: {f}");
+                eoses += usize::from(f[0] == "EOSE");
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("paced connection ended after {eoses} EOSEs: {other:?}"),
+        }
+    }
+    // 20 frames past a burst of 5 at 20/s cannot all be read in under a second.
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+}
+
 /// One client pipelines hundreds of REQs (most replacing a running one, so
 /// each replacement cancels a query); another client's REQ still gets its
 /// EOSE, and the flooder gets an answer for every subscription it kept.

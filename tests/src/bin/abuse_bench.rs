@@ -3,26 +3,32 @@
 //! `abuse_bench --relay ws://127.0.0.1:7777 [--seconds 20] [--scenario all]`
 //!
 //! A well-behaved client alternates a publish (waiting for its OK) and a
-//! `REQ {"kinds":[1],"limit":20}` (waiting for EOSE), first alone, then while
+//! `REQ {"kinds":[1],"limit":20}` (waiting for EOSE), ten times a second,
+//! first alone, then while
 //! one abusive client runs each scenario:
 //! - `req-flood`: REQs pipelined as fast as the socket takes them;
 //! - `event-flood`: EVENTs pipelined as fast as the socket takes them;
 //! - `never-reads`: subscribes to everything and never reads, while a second
 //!   connection publishes 200 events/s for it to fall behind on.
 //! It prints p50/p99 of both latencies per phase and the p99 ratio against the
-//! quiet phase (the target is at most 2). Run the gateway with rate limits
-//! raised, or the floods are mostly answered `rate-limited:`, which is the
-//! point of the limits but not what this measures. Bounded: each phase runs
+//! quiet phase (the target is at most 2). The abuser connects from 127.0.0.2,
+//! so the gateway's per-IP limits apply to it alone: run once with the
+//! default limits (what an operator gets) and once with them raised (what the
+//! gateway's scheduling does without the limiter's help). Bounded: each phase runs
 //! `--seconds`, every connection goes to the given (loopback) relay.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use e2e::relay::Client;
 use futures_util::SinkExt;
 use nostr_pg_core::sign::Keys;
 use serde_json::json;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+
+/// The well-behaved client's cycle: 10 publishes and 10 REQs per second.
+const PACE: Duration = Duration::from_millis(100);
 
 fn now() -> i64 {
     e2e::now()
@@ -71,14 +77,25 @@ async fn well_behaved(relay: &str, secs: u64, seed: &str) -> (Vec<f64>, Vec<f64>
     let (mut oks, mut eoses) = (Vec::new(), Vec::new());
     let end = Instant::now() + Duration::from_secs(secs);
     let mut n = 0u64;
+    // A person's client, not a script: one publish and one REQ per tick,
+    // within the default per-IP and per-pubkey rates.
+    let mut tick = tokio::time::interval(PACE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while Instant::now() < end {
+        tick.tick().await;
         let e = keys.sign(now(), 1, vec![], &format!("{seed} {n}"));
         let t = Instant::now();
-        c.publish(&e.canonical_json()).await;
+        let ok = c.publish(&e.canonical_json()).await;
         oks.push(t.elapsed().as_secs_f64() * 1e3);
+        if ok[2] != true {
+            eprintln!("abuse_bench: {seed}: publish refused: {ok}");
+        }
         let t = Instant::now();
-        let _ = c.req(&format!("q{n}"), &[json!({"kinds": [1], "limit": 20})]).await;
+        let answer = c.req(&format!("q{n}"), &[json!({"kinds": [1], "limit": 20})]).await;
         eoses.push(t.elapsed().as_secs_f64() * 1e3);
+        if let Err(closed) = answer {
+            eprintln!("abuse_bench: {seed}: REQ refused: {closed}");
+        }
         c.send(&json!(["CLOSE", format!("q{n}")])).await;
         n += 1;
     }
@@ -88,9 +105,19 @@ async fn well_behaved(relay: &str, secs: u64, seed: &str) -> (Vec<f64>, Vec<f64>
     (oks, eoses)
 }
 
-/// A raw socket that only writes (the abuser never reads its answers).
-async fn raw(relay: &str) -> Option<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>> {
-    tokio_tungstenite::connect_async(relay).await.ok().map(|(ws, _)| ws)
+/// A raw socket that only writes (the abuser never reads its answers). It
+/// comes from 127.0.0.`host`, as an abuser is someone else: per-IP limits
+/// then apply to it and not to the well-behaved client on 127.0.0.1.
+async fn raw(relay: &str, host: u8) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
+    let hostport = relay.strip_prefix("ws://")?.split('/').next()?;
+    let addr: SocketAddr = tokio::net::lookup_host(hostport).await.ok()?.next()?;
+    let socket = TcpSocket::new_v4().ok()?;
+    if addr.ip().is_loopback() {
+        socket.bind(SocketAddr::from(([127, 0, 0, host], 0))).ok()?;
+    }
+    let stream = socket.connect(addr).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    tokio_tungstenite::client_async(relay, stream).await.ok().map(|(ws, _)| ws)
 }
 
 async fn abuse(relay: String, scenario: String, secs: u64) {
@@ -98,7 +125,7 @@ async fn abuse(relay: String, scenario: String, secs: u64) {
     let keys = Keys::from_seed("abuser");
     match scenario.as_str() {
         "req-flood" | "event-flood" => {
-            let Some(mut ws) = raw(&relay).await else { return };
+            let Some(mut ws) = raw(&relay, 2).await else { return };
             let mut n = 0u64;
             while Instant::now() < end {
                 let frame = if scenario == "req-flood" {
@@ -120,13 +147,17 @@ async fn abuse(relay: String, scenario: String, secs: u64) {
             }
         }
         "never-reads" => {
-            let Some(mut ws) = raw(&relay).await else { return };
+            let Some(mut ws) = raw(&relay, 2).await else { return };
             let _ = ws.send(Message::text(json!(["REQ", "all", {}]).to_string())).await;
-            let mut feeder = Client::connect(&relay).await;
+            // The feeder is a third party (its own address and rate limits).
+            let Some(mut feeder) = raw(&relay, 3).await else { return };
             let mut n = 0u64;
             while Instant::now() < end {
                 let e = keys.sign(now(), 1, vec![], &format!("{} feed {n} {}", "x".repeat(2000), n));
-                feeder.send_text(&format!(r#"["EVENT",{}]"#, e.canonical_json())).await;
+                let frame = format!(r#"["EVENT",{}]"#, e.canonical_json());
+                if feeder.send(Message::text(frame)).await.is_err() {
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 n += 1;
             }

@@ -26,7 +26,11 @@ pub const UNLIMITED: &str = "[limits]\n\
     events_per_second_per_ip = 1000000.0\n\
     event_burst_per_ip = 1000000.0\n\
     events_per_second_per_pubkey = 1000000.0\n\
-    event_burst_per_pubkey = 1000000.0\n";
+    event_burst_per_pubkey = 1000000.0\n\
+    reqs_per_second_per_ip = 1000000.0\n\
+    req_burst_per_ip = 1000000.0\n\
+    frames_per_second_per_connection = 1000000.0\n\
+    frame_burst_per_connection = 1000000.0\n";
 
 /// A gateway TOML config file, removed on drop.
 pub struct ConfigFile {
