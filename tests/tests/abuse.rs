@@ -237,23 +237,45 @@ async fn req_floods_get_rate_limited_per_ip() {
     let mut c = Client::connect(&gw.url).await;
     assert!(ok(&c.publish(&keys.sign(now(), 1, vec![], "one").canonical_json()).await).0);
     for i in 0..3 {
-        let got = c.req(&format!("q{i}"), &[json!({"kinds": [1]})]).await.expect("within the burst");
+        let got = c
+            .req(&format!("q{i}"), &[json!({"kinds": [1]})])
+            .await
+            .expect("within the burst");
         assert_eq!(got.len(), 1);
     }
     // Not charged: refused by validation, or nothing stored can match.
     let refused = c.req("bad", &[json!({"limit": -1})]).await.expect_err("invalid");
-    assert!(refused[2].as_str().is_some_and(|m| m.starts_with("invalid: ")), "{refused}");
-    assert!(c.req("live", &[json!({"kinds": [1], "limit": 0})]).await.expect("live only").is_empty());
-    let limited = c.req("q3", &[json!({"kinds": [1]})]).await.expect_err("over the budget");
+    assert!(
+        refused[2].as_str().is_some_and(|m| m.starts_with("invalid: ")),
+        "{refused}"
+    );
+    assert!(c
+        .req("live", &[json!({"kinds": [1], "limit": 0})])
+        .await
+        .expect("live only")
+        .is_empty());
+    let limited = c
+        .req("q3", &[json!({"kinds": [1]})])
+        .await
+        .expect_err("over the budget");
     assert_eq!(limited[1], "q3");
-    assert!(limited[2].as_str().is_some_and(|m| m.starts_with("rate-limited: ")), "{limited}");
+    assert!(
+        limited[2].as_str().is_some_and(|m| m.starts_with("rate-limited: ")),
+        "{limited}"
+    );
     let counted = c.req("n", &[json!({"kinds": [1]})]).await;
     assert!(counted.is_err(), "still limited: {counted:?}");
     // Still connected: events are accepted, and the live subscription works.
     let e = keys.sign(now(), 1, vec![], "two");
     assert!(ok(&c.publish(&e.canonical_json()).await).0);
-    assert_eq!(c.next_event("live").await["id"], nostr_pg_core::hex::encode(&e.id).as_str());
-    assert_eq!(metric(&gw.http_url(), "nostr_gateway_reqs_rate_limited_total").await, 2.0);
+    assert_eq!(
+        c.next_event("live").await["id"],
+        nostr_pg_core::hex::encode(&e.id).as_str()
+    );
+    assert_eq!(
+        metric(&gw.http_url(), "nostr_gateway_reqs_rate_limited_total").await,
+        2.0
+    );
 }
 
 /// Past its burst, a connection's frames are read at the configured rate:
@@ -276,7 +298,11 @@ async fn a_fast_connection_is_paced_not_refused() {
     }
     // Meanwhile another connection is served at once.
     let mut other = Client::connect(&gw.url).await;
-    assert!(other.req("other", &[json!({"kinds": [1]})]).await.expect("served").is_empty());
+    assert!(other
+        .req("other", &[json!({"kinds": [1]})])
+        .await
+        .expect("served")
+        .is_empty());
     let mut eoses = 0;
     while eoses < FRAMES {
         match tokio::time::timeout(Duration::from_secs(20), rx.next()).await {
@@ -290,7 +316,11 @@ async fn a_fast_connection_is_paced_not_refused() {
         }
     }
     // 20 frames past a burst of 5 at 20/s cannot all be read in under a second.
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// One client pipelines hundreds of REQs (most replacing a running one, so

@@ -117,7 +117,10 @@ async fn raw(relay: &str, host: u8) -> Option<tokio_tungstenite::WebSocketStream
     }
     let stream = socket.connect(addr).await.ok()?;
     stream.set_nodelay(true).ok()?;
-    tokio_tungstenite::client_async(relay, stream).await.ok().map(|(ws, _)| ws)
+    tokio_tungstenite::client_async(relay, stream)
+        .await
+        .ok()
+        .map(|(ws, _)| ws)
 }
 
 async fn abuse(relay: String, scenario: String, secs: u64) {
