@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nostr_pg_core::{hex, Event};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::db::CancelSlot;
+use crate::db::{CancelSlot, DbError};
 use crate::protocol;
 use crate::server::Relay;
 
@@ -63,18 +63,26 @@ impl QueryTask {
         Box::pin(self.count())
     }
 
-    async fn req(self) {
+    /// Runs `query` once this connection's share of the pool allows, and
+    /// records its time. Gives the result, with the permit to hold while it is
+    /// sent, unless the subscription was closed meanwhile (nobody wants it).
+    async fn run<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, DbError>>,
+    ) -> Option<(OwnedSemaphorePermit, Result<T, DbError>)> {
         // Closing the semaphore never happens; a failed acquire only means the
         // connection is going away.
-        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
+        let permit = Arc::clone(&self.permits).acquire_owned().await.ok()?;
+        let started = Instant::now();
+        let result = query.await;
+        self.relay.metrics.query_seconds.observe_duration(started.elapsed());
+        (!self.cancel.is_abandoned()).then_some((permit, result))
+    }
+
+    async fn req(self) {
+        let Some((_permit, result)) = self.run(self.relay.db.req(&self.json, &self.cancel)).await else {
             return;
         };
-        let started = Instant::now();
-        let result = self.relay.db.req(&self.json, &self.cancel).await;
-        self.relay.metrics.query_seconds.observe_duration(started.elapsed());
-        if self.cancel.is_abandoned() {
-            return;
-        }
         let rows = match result {
             Ok(rows) => rows,
             Err(e) => return self.fail(e).await,
@@ -108,15 +116,9 @@ impl QueryTask {
     }
 
     async fn count(self) {
-        let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
+        let Some((_permit, result)) = self.run(self.relay.db.count(&self.json, &self.cancel)).await else {
             return;
         };
-        let started = Instant::now();
-        let result = self.relay.db.count(&self.json, &self.cancel).await;
-        self.relay.metrics.query_seconds.observe_duration(started.elapsed());
-        if self.cancel.is_abandoned() {
-            return;
-        }
         match result {
             Ok(n) => {
                 let frame = protocol::count(&self.sub_id, n);
@@ -133,8 +135,8 @@ impl QueryTask {
         }
     }
 
-    async fn fail(&self, e: crate::db::DbError) {
-        if !matches!(e, crate::db::DbError::Sql { .. }) {
+    async fn fail(&self, e: DbError) {
+        if !matches!(e, DbError::Sql { .. }) {
             self.relay.metrics.db_errors.fetch_add(1, Relaxed);
         }
         let frame = protocol::closed(&self.sub_id, &e.reply());

@@ -26,6 +26,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
+use e2e::arg;
 use nostr_pg_core::sign::Keys;
 use nostr_pg_core::Event;
 
@@ -334,13 +335,6 @@ fn author_keys(seed: u64, n: usize, threads: usize) -> Vec<Keys> {
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     })
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn num<T: std::str::FromStr>(name: &str, default: Option<T>) -> T {

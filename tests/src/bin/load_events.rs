@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use e2e::arg;
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
@@ -65,13 +66,6 @@ impl Stats {
             self.slice_batches.clear();
         }
     }
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn num(name: &str, default: usize) -> usize {
