@@ -3,6 +3,7 @@
 //! `pg_config/test.sh`), with the extension created in it.
 
 pub mod relay;
+pub mod rng;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -27,6 +27,7 @@ use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 use e2e::arg;
+use e2e::rng::Rng;
 use nostr_pg_core::sign::Keys;
 use nostr_pg_core::Event;
 
@@ -78,37 +79,6 @@ const WORDS: [&str; 24] = [
     "latency",
     "café",
 ];
-
-/// SplitMix64: small, fast and good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// Uniform in [0, n); n > 0.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn index(&mut self, len: usize) -> usize {
-        usize::try_from(self.below(len as u64)).unwrap_or(0)
-    }
-}
 
 /// Ranks 0..n with weight 1 / (rank + 1)^s.
 struct Zipf {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 
+use e2e::rng::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -25,31 +26,6 @@ struct Ev {
     created_at: i64,
     kind: u32,
     tags: Vec<Vec<String>>,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64: deterministic and plenty for sampling.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
-
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> Option<&'a T> {
-        let i = self.below(v.len());
-        v.get(i)
-    }
 }
 
 #[derive(Default)]
@@ -84,7 +60,7 @@ fn sample(path: &str, rng: &mut Rng) -> Result<Pools, BenchError> {
         let slot = if reservoir.len() < RESERVOIR {
             Some(reservoir.len())
         } else {
-            Some(rng.below(seen)).filter(|&j| j < RESERVOIR)
+            Some(rng.index(seen)).filter(|&j| j < RESERVOIR)
         };
         if let Some(j) = slot {
             let ev: Ev = serde_json::from_str(&line).map_err(BenchError::json(format!("event in {path}")))?;
@@ -143,7 +119,7 @@ fn build(pools: &Pools, rng: &mut Rng) -> BTreeMap<String, Vec<Value>> {
     let recent = |rng: &mut Rng| {
         let from = pools.created.len() * 9 / 10;
         let span = pools.created.len() - from;
-        pools.created.get(from + rng.below(span)).copied().unwrap_or(0)
+        pools.created.get(from + rng.index(span)).copied().unwrap_or(0)
     };
     for _ in 0..PER_CASE {
         let ids: Vec<String> = (0..10).map(|_| s(rng, &pools.ids)).collect();
