@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# cluster.sh start|stop|url DIR [PORT]: a local Postgres cluster for nostr_pg.
+# cluster.sh start|stop|crash|url DIR [PORT]: a local Postgres cluster for nostr_pg.
 #
 # start: initdb DIR if empty (owned by `postgres` when run as root), apply
 #   pg_config/postgresql.conf, start it on 127.0.0.1:PORT with its socket in
 #   DIR, and create database `nostr` with the extension. Prints the URL.
-# stop: fast shutdown. url: print the connection URL.
+# stop: fast shutdown. crash: immediate shutdown, as after a power cut (the
+#   next start runs crash recovery; unlogged tables come back empty), for
+#   tests. url: print the connection URL.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 cmd=${1:-}; dir=${2:-}; port=${3:-5432}
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: cluster.sh start|stop|url DIR [PORT]"
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: cluster.sh start|stop|crash|url DIR [PORT]"
 user=$(if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi)
 url="postgres://$user@127.0.0.1:$port/nostr"
 
@@ -36,6 +38,9 @@ start)
     ;;
 stop)
     as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+    ;;
+crash)
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1 || true
     ;;
 url)
     echo "$url"

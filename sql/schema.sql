@@ -16,7 +16,8 @@ CREATE CAST (nostr.nostr_event AS jsonb) WITH FUNCTION nostr.nostr_event_to_json
 CREATE FUNCTION nostr.tags(nostr.nostr_event) RETURNS jsonb
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT nostr._tags_json($1)::jsonb $$;
 
--- One sequence for stored and ephemeral events: notifications name ranges of it.
+-- One sequence for stored and ephemeral events: the order in which they were
+-- accepted within a transaction (not commit order across transactions).
 CREATE SEQUENCE nostr.event_seq;
 
 CREATE TABLE nostr.events (
@@ -73,13 +74,102 @@ CREATE INDEX event_tags_idx ON nostr.event_tags (tag, created_at DESC, id);
 -- without it a popular tag with a rare kind walks every event of the tag.
 CREATE INDEX event_tags_kind_idx ON nostr.event_tags (tag, kind, created_at DESC, id);
 
--- Ephemeral events (kinds 20000-29999) never enter nostr.events; they wait
--- here only until the notification that names them has been read.
-CREATE UNLOGGED TABLE nostr.ephemeral_events (
-    seq        bigint NOT NULL DEFAULT nextval('nostr.event_seq') PRIMARY KEY,
-    event      nostr.nostr_event NOT NULL,
-    stored_at  timestamptz NOT NULL DEFAULT now()
+-- Live delivery (nostr_pg/src/notify.rs). Every event a transaction accepts,
+-- stored or ephemeral, is also written here, named by that transaction's id;
+-- at commit one NOTIFY nostr_events names the transaction. Listeners read
+-- what was accepted from here, not from nostr.events, so an event replaced,
+-- deleted or expired a moment after it was accepted is still delivered.
+-- Rows are transient: nostr.purge_transit() removes them once every listener
+-- has had time to read them. UNLOGGED: a crash empties the table, and
+-- listeners notice through nostr.live_state().
+CREATE UNLOGGED TABLE nostr.transit (
+    xid    xid8   NOT NULL DEFAULT pg_current_xact_id(),
+    seq    bigint NOT NULL DEFAULT nextval('nostr.event_seq'),
+    event  nostr.nostr_event NOT NULL
 );
+CREATE INDEX transit_xid_idx ON nostr.transit (xid, seq);
+
+-- One row: which incarnation of nostr.transit this is (a crash empties the
+-- table and this row with it) and below which transaction ids rows may have
+-- been purged. A listener that finds either changed since it last looked
+-- cannot fill a gap from nostr.transit and must say so to its subscribers.
+CREATE UNLOGGED TABLE nostr.transit_state (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    epoch         bigint  NOT NULL,
+    purged_below  xid8    NOT NULL
+);
+-- The oldest running transaction at the time of each purge: a purge only
+-- removes rows of transactions that had finished `retention` before it.
+CREATE UNLOGGED TABLE nostr.transit_horizons (
+    taken_at    timestamptz NOT NULL,
+    oldest_xid  xid8        NOT NULL
+);
+
+-- The state row, created anew (with a new epoch) when the table is new or a
+-- crash emptied it: a listener that knew the old epoch then knows that what
+-- it had not read yet is gone.
+CREATE FUNCTION nostr.live_state(OUT epoch bigint, OUT purged_below xid8)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT s.epoch, s.purged_below INTO epoch, purged_below FROM nostr.transit_state s;
+    IF NOT FOUND THEN
+        INSERT INTO nostr.transit_state (epoch, purged_below)
+        VALUES (floor(random() * 9.2e18)::bigint, '0')
+        ON CONFLICT DO NOTHING;
+        SELECT s.epoch, s.purged_below INTO epoch, purged_below FROM nostr.transit_state s;
+    END IF;
+END $$;
+COMMENT ON FUNCTION nostr.live_state() IS
+    'Incarnation of nostr.transit and the transaction id below which its rows may be gone.';
+
+-- The events transactions accepted, as canonical JSON, in the order accepted.
+CREATE FUNCTION nostr.changes(xids xid8[]) RETURNS TABLE (xid xid8, event text)
+    LANGUAGE sql STABLE STRICT AS $$
+    SELECT t.xid, t.event::text FROM nostr.transit t WHERE t.xid = ANY (xids) ORDER BY t.seq
+$$;
+COMMENT ON FUNCTION nostr.changes(xid8[]) IS
+    'Events accepted by the transactions a nostr_events notification names.';
+
+-- Transactions that accepted events and committed after snapshot `since` and
+-- before snapshot `upto` (taken later): what a listener that was up to date
+-- at `since` must have seen by `upto`.
+CREATE FUNCTION nostr.committed_between(since pg_snapshot, upto pg_snapshot) RETURNS SETOF xid8
+    LANGUAGE sql STABLE STRICT AS $$
+    SELECT t.xid FROM nostr.transit t
+    WHERE t.xid >= pg_snapshot_xmin(since)
+      AND pg_visible_in_snapshot(t.xid, upto)
+      AND NOT pg_visible_in_snapshot(t.xid, since)
+    GROUP BY t.xid ORDER BY t.xid
+$$;
+COMMENT ON FUNCTION nostr.committed_between(pg_snapshot, pg_snapshot) IS
+    'Transactions that accepted events, committed after snapshot since and before snapshot upto.';
+
+-- Removes transit rows of transactions that finished at least `retention`
+-- ago. Skips (returns 0) when another session is purging.
+CREATE FUNCTION nostr.purge_transit(retention interval DEFAULT '5 minutes') RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cutoff   timestamptz;
+    horizon  xid8;
+    n        bigint;
+BEGIN
+    PERFORM nostr.live_state();
+    PERFORM 1 FROM nostr.transit_state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO nostr.transit_horizons VALUES (now(), pg_snapshot_xmin(pg_current_snapshot()));
+    SELECT h.taken_at, h.oldest_xid INTO cutoff, horizon FROM nostr.transit_horizons h
+    WHERE h.taken_at <= now() - retention ORDER BY h.taken_at DESC LIMIT 1;
+    IF horizon IS NULL THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM nostr.transit_horizons WHERE taken_at < cutoff;
+    UPDATE nostr.transit_state SET purged_below = greatest(purged_below, horizon);
+    DELETE FROM nostr.transit WHERE xid < horizon;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
 
 -- NIP-09: ids deleted by their author (checked against the author of any
 -- later copy), and addresses deleted up to a timestamp.
@@ -147,9 +237,9 @@ CREATE FUNCTION nostr.purge_expired() RETURNS bigint LANGUAGE sql AS $$
 $$;
 
 -- Filters as jsonb, for SQL users.
-CREATE FUNCTION nostr.req(filters jsonb) RETURNS SETOF nostr.nostr_event
-    LANGUAGE sql STABLE STRICT AS $$ SELECT nostr.req(filters::text) $$;
-CREATE FUNCTION nostr.count(filters jsonb) RETURNS bigint
-    LANGUAGE sql STABLE STRICT AS $$ SELECT nostr.count(filters::text) $$;
+CREATE FUNCTION nostr.req(filters jsonb, viewers text[] DEFAULT NULL) RETURNS SETOF nostr.nostr_event
+    LANGUAGE sql STABLE AS $$ SELECT nostr.req(filters::text, viewers) $$;
+CREATE FUNCTION nostr.count(filters jsonb, viewers text[] DEFAULT NULL) RETURNS bigint
+    LANGUAGE sql STABLE AS $$ SELECT nostr.count(filters::text, viewers) $$;
 CREATE FUNCTION nostr.matches(event nostr.nostr_event, filter jsonb) RETURNS boolean
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT nostr.matches(event, filter::text) $$;

@@ -153,6 +153,18 @@ pub struct DatabaseConfig {
     pub connect_timeout_ms: u64,
     /// Longest wait for a free pooled connection before answering `error:`.
     pub acquire_timeout_ms: u64,
+    /// Pooled connections unused this long are closed (0: never).
+    pub idle_timeout_ms: u64,
+    /// Pooled connections older than this are closed once idle (0: never),
+    /// so server-side memory and settings changes do not live forever.
+    pub max_lifetime_ms: u64,
+    /// How often the LISTEN connection checks in: it asks for a snapshot,
+    /// delivers anything committed that no notification named, and proves
+    /// the connection is alive.
+    pub listen_checkpoint_ms: u64,
+    /// A check-in that takes longer than this means the LISTEN connection is
+    /// dead (for example half-open): it is dropped and re-established.
+    pub listen_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -227,6 +239,10 @@ impl Default for DatabaseConfig {
             statement_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             acquire_timeout_ms: 5_000,
+            idle_timeout_ms: 300_000,
+            max_lifetime_ms: 3_600_000,
+            listen_checkpoint_ms: 1_000,
+            listen_timeout_ms: 5_000,
         }
     }
 }
@@ -308,6 +324,14 @@ impl Config {
             ("publish.batch_max_events", self.publish.batch_max_events),
             ("publish.max_concurrent_batches", self.publish.max_concurrent_batches),
             ("database.pool_size", self.database.pool_size),
+            (
+                "database.listen_checkpoint_ms",
+                usize::try_from(self.database.listen_checkpoint_ms).unwrap_or(1),
+            ),
+            (
+                "database.listen_timeout_ms",
+                usize::try_from(self.database.listen_timeout_ms).unwrap_or(1),
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -27,13 +27,14 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::auth;
-use crate::fanout::{ConnHandle, Delivery};
 use crate::http::RequestHead;
 use crate::limits::{ConnectionSlot, Pacer};
+use crate::live::{ConnHandle, LiveMsg};
 use crate::protocol::{self, ClientMessage, FrameError, Refusal, Target};
 use crate::query_task::QueryMsg;
+use crate::relay::Relay;
 use crate::reply::Prefix;
-use crate::server::Relay;
+use crate::shutdown::stopped;
 use crate::subscription::{LiveAction, Sub};
 
 mod req;
@@ -74,7 +75,7 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.relay.index.remove_conn(self.conn);
+        self.relay.fanout.index.remove_conn(self.conn);
         self.relay.metrics.connections_open.fetch_sub(1, Relaxed);
     }
 }
@@ -176,7 +177,7 @@ pub async fn serve<S>(
         tokio::select! {
             biased;
             _ = handle.kicked() => break End::Kicked,
-            _ = crate::server::stopped(&mut stop) => break End::Shutdown,
+            _ = stopped(&mut stop) => break End::Shutdown,
             Some(frame) = ok_rx.recv() => {
                 session.ok_done(frame);
                 while session.out.len() < WRITE_BATCH {
@@ -195,8 +196,8 @@ pub async fn serve<S>(
                     }
                 }
             }
-            Some(delivery) = live_rx.recv() => {
-                session.on_live(delivery);
+            Some(msg) = live_rx.recv() => {
+                session.on_live(msg);
                 while session.out.len() < WRITE_BATCH {
                     match live_rx.try_recv() {
                         Ok(d) => session.on_live(d),
@@ -421,6 +422,7 @@ impl Session {
             id: hex::encode(&event.id),
             auth: auth.map(|k| hex::encode(&k)),
             reply: self.ok_tx.clone(),
+            event,
         };
         match relay.publisher.submit(submission).await {
             Ok(()) => self.inflight += 1,
@@ -435,7 +437,7 @@ impl Session {
     fn close_sub(&mut self, sub_id: &str) {
         // Dropping the `Sub` cancels its query.
         if self.subs.remove(sub_id).is_some() {
-            self.relay.index.remove(self.handle.id, sub_id);
+            self.relay.fanout.index.remove(self.handle.id, sub_id);
         }
     }
 
@@ -444,18 +446,19 @@ impl Session {
             QueryMsg::Stored {
                 sub_id,
                 generation,
-                id,
                 frame,
             } => {
-                if let Some(sub) = self.subs.get_mut(&sub_id).filter(|s| s.generation == generation) {
-                    if sub.on_stored(id) {
-                        self.out.push(frame);
-                    }
+                if self.sub(&sub_id, generation).is_some_and(|s| s.wants_stored()) {
+                    self.out.push(frame);
                 }
             }
-            QueryMsg::Eose { sub_id, generation } => {
-                if let Some(sub) = self.subs.get_mut(&sub_id).filter(|s| s.generation == generation) {
-                    let buffered = sub.on_eose(Instant::now());
+            QueryMsg::Eose {
+                sub_id,
+                generation,
+                snapshot,
+            } => {
+                if let Some(sub) = self.sub(&sub_id, generation) {
+                    let buffered = sub.on_eose(snapshot);
                     self.out.push(protocol::eose(&sub_id));
                     for e in buffered {
                         self.out.push(protocol::event(&sub_id, &e.json));
@@ -467,29 +470,57 @@ impl Session {
                 generation,
                 frame,
             } => {
-                if self.subs.get(&sub_id).is_some_and(|s| s.generation == generation) {
-                    if let Some(sub) = self.subs.remove(&sub_id) {
-                        if !sub.is_count() {
-                            self.relay.index.remove(self.handle.id, &sub_id);
-                        }
-                    }
-                    self.out.push(frame);
+                if self.sub(&sub_id, generation).is_some() {
+                    self.end_sub(&sub_id, frame);
                 }
             }
         }
     }
 
-    fn on_live(&mut self, delivery: Delivery) {
-        let max = self.relay.config.limits.live_queue;
-        let Some(sub) = self.subs.get_mut(&delivery.sub_id) else {
-            return;
-        };
-        match sub.on_live(&delivery.event, max, Instant::now()) {
-            LiveAction::Send => self.out.push(protocol::event(&delivery.sub_id, &delivery.event.json)),
-            LiveAction::Skip | LiveAction::Buffered => {}
-            LiveAction::Overflow => {
-                self.relay.metrics.slow_clients_dropped.fetch_add(1, Relaxed);
-                self.kick = true;
+    /// The open subscription `sub_id`, if it is the one of REQ `generation`.
+    fn sub(&mut self, sub_id: &str, generation: u64) -> Option<&mut Sub> {
+        self.subs.get_mut(sub_id).filter(|s| s.generation == generation)
+    }
+
+    /// Ends a subscription from the relay's side with `frame` (CLOSED, or the
+    /// answer of a COUNT).
+    fn end_sub(&mut self, sub_id: &str, frame: String) {
+        if let Some(sub) = self.subs.remove(sub_id) {
+            if !sub.is_count() {
+                self.relay.fanout.index.remove(self.handle.id, sub_id);
+            }
+            self.out.push(frame);
+        }
+    }
+
+    fn on_live(&mut self, msg: LiveMsg) {
+        match msg {
+            LiveMsg::Event {
+                sub_id,
+                generation,
+                event,
+            } => {
+                let max = self.relay.config.limits.live_queue;
+                let Some(sub) = self.sub(&sub_id, generation) else {
+                    return;
+                };
+                match sub.on_live(&event, max) {
+                    LiveAction::Send => self.out.push(protocol::event(&sub_id, &event.json)),
+                    LiveAction::Skip | LiveAction::Buffered => {}
+                    LiveAction::Overflow => {
+                        self.relay.metrics.slow_clients_dropped.fetch_add(1, Relaxed);
+                        self.kick = true;
+                    }
+                }
+            }
+            LiveMsg::Closed {
+                sub_id,
+                generation,
+                message,
+            } => {
+                if self.sub(&sub_id, generation).is_some() {
+                    self.end_sub(&sub_id, protocol::closed(&sub_id, &message));
+                }
             }
         }
     }

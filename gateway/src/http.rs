@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::metrics::Metrics;
+use crate::metrics::{Gauges, Metrics};
 
 /// Longest request head we read; WebSocket upgrades are far smaller.
 const MAX_HEAD: usize = 16 * 1024;
@@ -250,8 +250,9 @@ impl Response {
     }
 }
 
-/// Routes one plain HTTP request.
-pub async fn respond(head: &RequestHead, info: &str, db: &Db, metrics: &Metrics) -> Response {
+/// Routes one plain HTTP request. `gauges` are read by the caller at the
+/// time of the request.
+pub async fn respond(head: &RequestHead, info: &str, db: &Db, metrics: &Metrics, gauges: Gauges) -> Response {
     let path = head.path.split('?').next().unwrap_or("/");
     match (head.method.as_str(), path) {
         ("OPTIONS", _) => Response::new(204, "text/plain", ""),
@@ -260,7 +261,7 @@ pub async fn respond(head: &RequestHead, info: &str, db: &Db, metrics: &Metrics)
             Ok(Err(e)) => Response::new(503, "text/plain", format!("unavailable: {e}\n")),
             Err(_) => Response::new(503, "text/plain", "unavailable: database did not answer in time\n"),
         },
-        ("GET" | "HEAD", "/metrics") => Response::new(200, "text/plain; version=0.0.4", metrics.render()),
+        ("GET" | "HEAD", "/metrics") => Response::new(200, "text/plain; version=0.0.4", metrics.render(&gauges)),
         ("GET" | "HEAD", _) if head.wants_nip11() => Response::new(200, "application/nostr+json", info),
         ("GET" | "HEAD", "/") => Response::new(
             200,

@@ -2,20 +2,24 @@
 //! to clients and SQL to PostgreSQL, where the `nostr_pg` extension holds all
 //! event rules. Any number of gateways can serve one database.
 //!
-//! Where things live:
-//! - [`server`]: [`run`], the accept loop and graceful shutdown; [`server::Relay`]
-//!   holds one gateway's state (no globals, so tests can run several).
-//! - [`connection`]: one WebSocket session, a single task per socket; its
-//!   stored queries run in `query_task`, each holding a share of the pool.
-//! - [`subscription`]: a subscription's stored/live phases and de-duplication.
+//! Where things live, from the bottom up (each module imports only from
+//! those above it in this list):
+//! - [`reply`], [`snapshot`], [`shutdown`], [`limits`], [`metrics`],
+//!   [`config`]: NIP-01 prefixes, PostgreSQL snapshots and transaction ids,
+//!   the shutdown signal, rate limits and caps, Prometheus metrics, settings.
+//! - [`live`]: what live fanout hands to connections (events, queues).
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
-//! - [`reply`]: the NIP-01 machine-readable prefixes, in one enum.
-//! - [`http`]: NIP-11, `/health` and `/metrics` on the same port.
 //! - [`db`]: the connection pool, the extension's SQL calls, error mapping.
+//! - [`index`]: the live subscription index.
+//! - [`fanout`]: exactly-once live delivery: claims, and the LISTEN
+//!   connection ([`fanout::listener`]).
 //! - [`publisher`]: EVENT batching into `nostr.publish_batch`.
-//! - [`fanout`]: the LISTEN connection and the live subscription index.
-//! - [`auth`]: NIP-42. [`limits`]: rate limits and connection caps.
-//! - [`metrics`]: Prometheus counters and histograms. [`config`]: settings.
+//! - [`auth`]: NIP-42. [`http`]: NIP-11, `/health` and `/metrics`.
+//! - [`relay`]: [`relay::Relay`], one gateway's shared state.
+//! - [`subscription`]: a subscription's stored/live phases.
+//! - `query_task`: a stored query running for one subscription.
+//! - [`connection`]: one WebSocket session, a single task per socket.
+//! - [`server`]: [`run`], the accept loop and graceful shutdown.
 //!
 //! Event and filter semantics come from `nostr_pg_core`; nothing here
 //! re-implements them.
@@ -26,13 +30,18 @@ pub mod connection;
 pub mod db;
 pub mod fanout;
 pub mod http;
+pub mod index;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod protocol;
 pub mod publisher;
 mod query_task;
+pub mod relay;
 pub mod reply;
 pub mod server;
+pub mod shutdown;
+pub mod snapshot;
 pub mod subscription;
 
 pub use config::Config;

@@ -18,12 +18,19 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     messages: [AtomicU64; VERBS.len()],
     pub events_accepted: AtomicU64,
+    /// Answered `OK true` with `duplicate:`: the relay had them already.
+    pub events_duplicate: AtomicU64,
     events_rejected: [AtomicU64; Prefix::ALL.len() + 1],
     pub live_events_sent: AtomicU64,
     pub slow_clients_dropped: AtomicU64,
     pub reqs_rate_limited: AtomicU64,
     pub db_errors: AtomicU64,
     pub listen_reconnects: AtomicU64,
+    /// Live events that no notification named, delivered by a check-in.
+    pub live_caught_up: AtomicU64,
+    /// Subscriptions ended with `CLOSED error:` because live events they
+    /// were owed could not be recovered.
+    pub live_gaps_closed: AtomicU64,
     pub query_seconds: Histogram,
     pub publish_seconds: Histogram,
     pub publish_batch_size: Histogram,
@@ -48,7 +55,12 @@ impl Metrics {
     /// Counts one answered EVENT by the prefix of its message.
     pub fn event_result(&self, accepted: bool, message: &str) {
         if accepted {
-            self.events_accepted.fetch_add(1, Relaxed);
+            let counter = if Prefix::of_message(message) == Some(Prefix::Duplicate) {
+                &self.events_duplicate
+            } else {
+                &self.events_accepted
+            };
+            counter.fetch_add(1, Relaxed);
             return;
         }
         let i = Prefix::of_message(message)
@@ -59,9 +71,10 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The text exposition format, with the gauges read at the time.
+    pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
+        gauges.render(&mut out);
         gauge(
             &mut out,
             "nostr_gateway_connections",
@@ -104,6 +117,11 @@ impl Metrics {
             "nostr_gateway_events_total{{result=\"accepted\",reason=\"\"}} {}",
             self.events_accepted.load(Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "nostr_gateway_events_total{{result=\"accepted\",reason=\"duplicate\"}} {}",
+            self.events_duplicate.load(Relaxed)
+        );
         let reasons = Prefix::ALL.iter().map(|p| p.as_str()).chain(["other"]);
         for (reason, c) in reasons.zip(&self.events_rejected) {
             let _ = writeln!(
@@ -142,6 +160,18 @@ impl Metrics {
             "LISTEN connection (re)establishments",
             &self.listen_reconnects,
         );
+        counter(
+            &mut out,
+            "nostr_gateway_live_caught_up_total",
+            "Live events no notification named, delivered by a LISTEN check-in",
+            &self.live_caught_up,
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_live_gaps_closed_total",
+            "Subscriptions closed because live events they were owed were lost",
+            &self.live_gaps_closed,
+        );
         self.query_seconds
             .render(&mut out, "nostr_gateway_query_seconds", "REQ and COUNT database time");
         self.publish_seconds.render(
@@ -160,6 +190,53 @@ impl Metrics {
             "From notification received to events queued to subscribers",
         );
         out
+    }
+}
+
+/// Values that live elsewhere (the pool, the subscription index), read when
+/// `/metrics` is served.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    pub pool_max: usize,
+    pub pool_open: usize,
+    pub pool_idle: usize,
+    pub pool_waiting: usize,
+    pub subscriptions: usize,
+}
+
+impl Gauges {
+    fn render(&self, out: &mut String) {
+        let as_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        gauge(
+            out,
+            "nostr_gateway_pool_max",
+            "Largest size of the database pool",
+            as_i64(self.pool_max),
+        );
+        gauge(
+            out,
+            "nostr_gateway_pool_connections",
+            "Open pooled database connections",
+            as_i64(self.pool_open),
+        );
+        gauge(
+            out,
+            "nostr_gateway_pool_idle",
+            "Pooled connections free for use",
+            as_i64(self.pool_idle),
+        );
+        gauge(
+            out,
+            "nostr_gateway_pool_waiting",
+            "Tasks waiting for a pooled connection",
+            as_i64(self.pool_waiting),
+        );
+        gauge(
+            out,
+            "nostr_gateway_subscriptions",
+            "Open live subscriptions (REQs past or before EOSE)",
+            as_i64(self.subscriptions),
+        );
     }
 }
 
@@ -252,15 +329,28 @@ mod tests {
         m.message("REQ");
         m.message("BOGUS");
         m.event_result(true, "");
-        m.event_result(false, "duplicate: have it");
+        m.event_result(true, "duplicate: have it");
+        m.event_result(false, "blocked: deleted");
         m.event_result(false, "weird");
         m.query_seconds.observe(0.002);
         m.query_seconds.observe(20.0);
-        let text = m.render();
+        let text = m.render(&Gauges::default());
         assert!(text.contains("nostr_gateway_messages_total{verb=\"REQ\"} 1"));
         assert!(text.contains("nostr_gateway_messages_total{verb=\"other\"} 1"));
         assert!(text.contains("nostr_gateway_events_total{result=\"accepted\",reason=\"\"} 1"));
-        assert!(text.contains("nostr_gateway_events_total{result=\"rejected\",reason=\"duplicate\"} 1"));
+        assert!(text.contains("nostr_gateway_events_total{result=\"accepted\",reason=\"duplicate\"} 1"));
+        assert!(text.contains("nostr_gateway_events_total{result=\"rejected\",reason=\"blocked\"} 1"));
+        let gauges = Gauges {
+            pool_max: 8,
+            pool_open: 3,
+            pool_idle: 1,
+            pool_waiting: 0,
+            subscriptions: 5,
+        };
+        let text_g = m.render(&gauges);
+        assert!(text_g.contains("nostr_gateway_pool_connections 3"));
+        assert!(text_g.contains("nostr_gateway_pool_idle 1"));
+        assert!(text_g.contains("nostr_gateway_subscriptions 5"));
         assert!(text.contains("nostr_gateway_events_total{result=\"rejected\",reason=\"other\"} 1"));
         assert!(text.contains("nostr_gateway_query_seconds_bucket{le=\"0.001\"} 0"));
         assert!(text.contains("nostr_gateway_query_seconds_bucket{le=\"0.0025\"} 1"));

@@ -4,6 +4,10 @@
 //! and one commit. Each client then gets its own `OK`, carrying the message the
 //! extension wrote. Batching is what keeps commits (and their NOTIFY, whose
 //! lock is held through the fsync) from serialising under load.
+//!
+//! Once a batch has committed, its new events go straight to this gateway's
+//! live subscribers under the batch's transaction id (see `fanout`), without
+//! waiting for the notification and reading them back.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +15,11 @@ use std::time::Instant;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use nostr_pg_core::Event;
+
 use crate::config::PublishConfig;
-use crate::db::{Db, DbError};
+use crate::db::{BatchOutcome, Db, DbError};
+use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::protocol;
 
@@ -24,6 +31,8 @@ pub struct Submission {
     /// The event id as parsed by the gateway, for replies when the database
     /// cannot name it.
     pub id: String,
+    /// The event as the gateway parsed it, for live delivery once stored.
+    pub event: Event,
     /// The NIP-42 pubkey of the sending connection, for NIP-70.
     pub auth: Option<String>,
     /// Where the finished `OK` frame goes.
@@ -38,9 +47,15 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn start(db: Db, metrics: Arc<Metrics>, settings: PublishConfig) -> (Publisher, JoinHandle<()>) {
+    pub fn start(
+        db: Db,
+        fanout: Arc<Fanout>,
+        metrics: Arc<Metrics>,
+        settings: PublishConfig,
+    ) -> (Publisher, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(settings.batch_max_events.saturating_mul(8).max(64));
-        let task = tokio::spawn(batch_loop(rx, db, metrics, settings));
+        let sink = Sink { db, fanout, metrics };
+        let task = tokio::spawn(batch_loop(rx, sink, settings));
         (Publisher { tx }, task)
     }
 
@@ -51,7 +66,15 @@ impl Publisher {
     }
 }
 
-async fn batch_loop(mut rx: mpsc::Receiver<Submission>, db: Db, metrics: Arc<Metrics>, settings: PublishConfig) {
+/// Where batches go.
+struct Sink {
+    db: Db,
+    fanout: Arc<Fanout>,
+    metrics: Arc<Metrics>,
+}
+
+async fn batch_loop(mut rx: mpsc::Receiver<Submission>, sink: Sink, settings: PublishConfig) {
+    let sink = Arc::new(sink);
     let window = std::time::Duration::from_micros(settings.batch_window_us);
     let max = settings.batch_max_events;
     let slots = Arc::new(Semaphore::new(settings.max_concurrent_batches));
@@ -77,9 +100,9 @@ async fn batch_loop(mut rx: mpsc::Receiver<Submission>, db: Db, metrics: Arc<Met
             Ok(p) => p,
             Err(_) => break,
         };
-        let (db, metrics) = (db.clone(), Arc::clone(&metrics));
+        let sink = Arc::clone(&sink);
         tokio::spawn(async move {
-            publish(&db, &metrics, batch).await;
+            publish(&sink, batch).await;
             drop(permit);
         });
     }
@@ -89,15 +112,24 @@ async fn batch_loop(mut rx: mpsc::Receiver<Submission>, db: Db, metrics: Arc<Met
     drop(drained);
 }
 
-async fn publish(db: &Db, metrics: &Metrics, batch: Vec<Submission>) {
+async fn publish(sink: &Sink, batch: Vec<Submission>) {
+    let metrics = &sink.metrics;
     let started = Instant::now();
     let raws: Vec<String> = batch.iter().map(|s| s.raw.clone()).collect();
     let auths: Vec<Option<String>> = batch.iter().map(|s| s.auth.clone()).collect();
-    let result = db.publish_batch(&raws, &auths).await;
+    let result = sink.db.publish_batch(&raws, &auths).await;
     metrics.publish_seconds.observe_duration(started.elapsed());
     metrics.publish_batch_size.observe(batch.len() as f64);
     match result {
-        Ok(rows) => {
+        Ok(BatchOutcome { rows, xid }) => {
+            if let Some(xid) = xid {
+                let new = batch
+                    .iter()
+                    .zip(&rows)
+                    .filter(|(_, row)| row.is_new())
+                    .map(|(s, _)| (s.event.clone(), s.event.canonical_json()));
+                sink.fanout.deliver(xid, new.collect::<Vec<_>>());
+            }
             let mut rows = rows.into_iter();
             for s in batch {
                 match rows.next() {
@@ -121,7 +153,7 @@ async fn publish(db: &Db, metrics: &Metrics, batch: Vec<Submission>) {
         Err(DbError::Sql { .. }) if batch.len() > 1 => {
             metrics.db_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             for s in batch {
-                Box::pin(publish(db, metrics, vec![s])).await;
+                Box::pin(publish(sink, vec![s])).await;
             }
         }
         Err(e) => {

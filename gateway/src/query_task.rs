@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nostr_pg_core::{hex, Event};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::db::{CancelSlot, DbError};
 use crate::protocol;
-use crate::server::Relay;
+use crate::relay::Relay;
+use crate::snapshot::Snapshot;
 
 /// Results coming back from query tasks.
 #[derive(Debug)]
@@ -19,12 +19,14 @@ pub enum QueryMsg {
     Stored {
         sub_id: Arc<str>,
         generation: u64,
-        id: Option<[u8; 32]>,
         frame: String,
     },
+    /// The stored part is over; it was read in `snapshot` (`None` when no
+    /// query ran because no stored event could match).
     Eose {
         sub_id: Arc<str>,
         generation: u64,
+        snapshot: Option<Snapshot>,
     },
     /// Ends the subscription with this frame (CLOSED, or a COUNT answer).
     Done {
@@ -32,14 +34,6 @@ pub enum QueryMsg {
         generation: u64,
         frame: String,
     },
-}
-
-/// The id of a canonical event JSON text, which always starts with it.
-fn canonical_id(json: &str) -> Option<[u8; 32]> {
-    json.strip_prefix("{\"id\":\"")
-        .and_then(|rest| rest.get(..64))
-        .and_then(hex::decode_fixed::<32>)
-        .or_else(|| protocol::event_id_of(json).and_then(|id| hex::decode_fixed::<32>(&id)))
 }
 
 /// A stored query running for one subscription.
@@ -51,7 +45,9 @@ pub struct QueryTask {
     pub generation: u64,
     pub json: String,
     pub cancel: Arc<CancelSlot>,
-    pub allowed: Option<Vec<[u8; 32]>>,
+    /// Hex pubkeys of the reader when reads of restricted kinds are
+    /// restricted (applied by the database, before each filter's limit).
+    pub viewers: Option<Vec<String>>,
 }
 
 impl QueryTask {
@@ -80,26 +76,18 @@ impl QueryTask {
     }
 
     async fn req(self) {
-        let Some((_permit, result)) = self.run(self.relay.db.req(&self.json, &self.cancel)).await else {
+        let query = self.relay.db.req(&self.json, self.viewers.as_deref(), &self.cancel);
+        let Some((_permit, result)) = self.run(query).await else {
             return;
         };
-        let rows = match result {
-            Ok(rows) => rows,
+        let stored = match result {
+            Ok(stored) => stored,
             Err(e) => return self.fail(e).await,
         };
-        for json in rows {
-            if let Some(allowed) = &self.allowed {
-                // Reads of restricted kinds are filtered here: the database
-                // does not know who is asking.
-                match Event::parse(&json) {
-                    Ok(event) if crate::fanout::visible(&event, Some(allowed)) => {}
-                    _ => continue,
-                }
-            }
+        for json in stored.events {
             let msg = QueryMsg::Stored {
                 sub_id: Arc::clone(&self.sub_id),
                 generation: self.generation,
-                id: canonical_id(&json),
                 frame: protocol::event(&self.sub_id, &json),
             };
             if self.tx.send(msg).await.is_err() {
@@ -109,6 +97,7 @@ impl QueryTask {
         let eose = QueryMsg::Eose {
             sub_id: Arc::clone(&self.sub_id),
             generation: self.generation,
+            snapshot: Some(stored.snapshot),
         };
         if self.tx.send(eose).await.is_err() {
             tracing::debug!("connection closed before EOSE");
@@ -116,7 +105,8 @@ impl QueryTask {
     }
 
     async fn count(self) {
-        let Some((_permit, result)) = self.run(self.relay.db.count(&self.json, &self.cancel)).await else {
+        let query = self.relay.db.count(&self.json, self.viewers.as_deref(), &self.cancel);
+        let Some((_permit, result)) = self.run(query).await else {
             return;
         };
         match result {
@@ -148,19 +138,5 @@ impl QueryTask {
         if self.tx.send(msg).await.is_err() {
             tracing::debug!("connection closed before CLOSED");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_ids_are_read_from_the_prefix() {
-        let id = "ab".repeat(32);
-        let json = format!("{{\"id\":\"{id}\",\"pubkey\":\"x\"}}");
-        assert_eq!(canonical_id(&json), hex::decode_fixed::<32>(&id));
-        assert_eq!(canonical_id("{\"id\":\"short\"}"), None);
-        assert_eq!(canonical_id("{\"pubkey\":\"x\",\"id\":\"".to_owned().as_str()), None);
     }
 }

@@ -1,14 +1,14 @@
 //! The entry point: [`run`] serves one listener until `shutdown` resolves.
-//! Everything a gateway owns (pool, publisher, fanout, metrics, limits) lives
-//! in one [`Relay`] value, so several gateways can run in one process.
+//! It builds one [`Relay`] (everything a gateway owns), starts the tasks
+//! beside the connections (publisher, LISTEN, pool reaping), accepts sockets
+//! and shuts everything down in order.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nostr_pg_core::Verifier;
 use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -17,16 +17,19 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::connection;
 use crate::db::{Db, DbError};
-use crate::fanout::{self, SubIndex};
+use crate::fanout::{listener, Fanout};
 use crate::http;
-use crate::limits::{ConnectionCounter, KeyedLimiter};
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
+use crate::relay::Relay;
+use crate::shutdown::stopped;
 
 /// How long connections get to flush their pending OKs and close on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often idle and old pooled connections are closed.
+const REAP_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -34,31 +37,6 @@ pub enum ServerError {
     Db(#[from] DbError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// State shared by every connection of one gateway.
-pub struct Relay {
-    pub config: Config,
-    pub db: Db,
-    pub metrics: Arc<Metrics>,
-    pub index: Arc<SubIndex>,
-    pub publisher: Publisher,
-    pub verifier: Verifier,
-    pub ip_limiter: KeyedLimiter<IpAddr>,
-    pub pubkey_limiter: KeyedLimiter<[u8; 32]>,
-    pub req_limiter: KeyedLimiter<IpAddr>,
-    pub connections: Arc<ConnectionCounter>,
-    /// The NIP-11 document, serialised once.
-    pub info_json: String,
-    /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
-    pub relay_host: Option<String>,
-    next_conn: AtomicU64,
-}
-
-impl Relay {
-    pub fn next_conn_id(&self) -> u64 {
-        self.next_conn.fetch_add(1, Relaxed)
-    }
 }
 
 /// The `ws://` URL a listener serves, as printed on startup.
@@ -72,35 +50,39 @@ pub fn ws_url(addr: SocketAddr) -> String {
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let db = Db::new(&config.database_url, config.database.clone())?;
     let metrics = Arc::new(Metrics::new());
-    let index = Arc::new(SubIndex::new());
-    let (publisher, publisher_task) = Publisher::start(db.clone(), Arc::clone(&metrics), config.publish.clone());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let listener_task = tokio::spawn(fanout::run_listener(
+    let fanout = Arc::new(Fanout::new(Arc::clone(&metrics)));
+    let (publisher, publisher_task) = Publisher::start(
         db.clone(),
-        Arc::clone(&index),
+        Arc::clone(&fanout),
+        Arc::clone(&metrics),
+        config.publish.clone(),
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let listener_task = tokio::spawn(listener::run(
+        db.clone(),
+        Arc::clone(&fanout),
         Arc::clone(&metrics),
         stop_rx.clone(),
     ));
-    let l = &config.limits;
-    let relay = Arc::new(Relay {
-        ip_limiter: KeyedLimiter::new(l.events_per_second_per_ip, l.event_burst_per_ip),
-        pubkey_limiter: KeyedLimiter::new(l.events_per_second_per_pubkey, l.event_burst_per_pubkey),
-        req_limiter: KeyedLimiter::new(l.reqs_per_second_per_ip, l.req_burst_per_ip),
-        connections: Arc::new(ConnectionCounter::new(l.max_connections, l.max_connections_per_ip)),
-        info_json: http::relay_info(&config).to_string(),
-        relay_host: crate::auth::host_of(&config.relay_url),
-        verifier: Verifier::new(),
-        next_conn: AtomicU64::new(1),
-        config,
-        db,
-        metrics,
-        index,
-        publisher,
-    });
+    let reaper_task = tokio::spawn(reap(db.clone(), stop_rx.clone()));
+    let startup = Duration::from_millis(config.database.connect_timeout_ms);
+    let relay = Arc::new(Relay::new(config, db, metrics, Arc::clone(&fanout), publisher));
+    // Connections wait (in the listen backlog) until live delivery is ready,
+    // so the first clients are served in full; if the database cannot be
+    // reached in time, the gateway serves anyway and refuses REQs until it is.
+    tokio::pin!(shutdown);
+    let stopped_early = tokio::select! {
+        ready = tokio::time::timeout(startup, fanout.wait_ready()) => {
+            if ready.is_err() {
+                tracing::warn!("live delivery not ready after {startup:?}; serving anyway (REQs are refused until it is)");
+            }
+            false
+        }
+        _ = &mut shutdown => true,
+    };
 
     let mut tasks = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
+    while !stopped_early {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -132,13 +114,23 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         tracing::warn!("publisher did not stop in time: {e}");
     }
     listener_task.abort();
+    reaper_task.abort();
     Ok(())
 }
 
-/// Resolves once the shutdown flag is set (or its sender is gone).
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // An error means the sender is gone, which also means stop.
-    let _ = stop.wait_for(|s| *s).await;
+/// Closes idle and old pooled connections now and then.
+async fn reap(db: Db, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REAP_EVERY) => {
+                let n = db.reap();
+                if n > 0 {
+                    tracing::debug!("closed {n} idle or old pooled connections");
+                }
+            }
+            _ = stopped(&mut stop) => return,
+        }
+    }
 }
 
 /// One accepted socket: plain HTTP or a WebSocket session.
@@ -158,7 +150,7 @@ async fn serve_socket(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr
         }
     };
     if !head.is_websocket_upgrade() {
-        let response = http::respond(&head, &relay.info_json, &relay.db, &relay.metrics).await;
+        let response = http::respond(&head, &relay.info_json, &relay.db, &relay.metrics, relay.gauges()).await;
         if let Err(e) = http::write_response(&mut stream, &response, head.method == "HEAD").await {
             tracing::debug!("HTTP response to {peer} failed: {e}");
         }

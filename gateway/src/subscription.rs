@@ -1,25 +1,23 @@
 //! One connection's view of one subscription: the stored query running for
-//! it, and the de-duplication between stored and live events.
+//! it, and which live events it still needs.
 //!
-//! The subscription is registered in the live index *before* its stored query
-//! runs, so nothing committed in between is missed. Until EOSE, live events
-//! are buffered and every stored event's id is remembered; at EOSE the buffer
-//! is flushed minus what the query already sent. The ids are kept a few
-//! seconds more, because a notification for an event committed just before
-//! the query's snapshot can be processed after EOSE.
+//! The subscription is registered in the live index *before* its stored
+//! query runs, so nothing committed in between is missed. Until EOSE, live
+//! events are buffered. The stored query reports the snapshot it read in;
+//! from then on a live event is sent only if the transaction that accepted it
+//! is not visible in that snapshot (it committed after the query looked).
+//! An event the query could see is either among its results or older than
+//! the subscription; either way it is not sent again. No timers and no
+//! remembered ids: the snapshot decides, exactly.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nostr_pg_core::Filters;
 use tokio::task::JoinHandle;
 
 use crate::db::CancelSlot;
-use crate::fanout::LiveEvent;
-
-/// How long stored ids still filter live events after EOSE.
-pub const DEDUP_GRACE: Duration = Duration::from_secs(5);
+use crate::live::LiveEvent;
+use crate::snapshot::Snapshot;
 
 /// How long a closed subscription's statement may keep running before it is
 /// cancelled (see [`CancelSlot`]): longer than almost every REQ takes, far
@@ -30,12 +28,12 @@ pub const CANCEL_GRACE: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 enum Phase {
     Stored {
-        seen: HashSet<[u8; 32]>,
         buffered: Vec<Arc<LiveEvent>>,
     },
+    /// After EOSE. `None` when no stored query ran (a filter no stored event
+    /// can match): every live event is new to it.
     Live {
-        seen: HashSet<[u8; 32]>,
-        until: Instant,
+        snapshot: Option<Snapshot>,
     },
     /// A COUNT: no live part.
     Count,
@@ -54,23 +52,18 @@ pub enum LiveAction {
 #[derive(Debug)]
 pub struct Sub {
     /// Distinguishes this subscription from an earlier one with the same id,
-    /// whose query results may still be queued.
+    /// whose query results or live events may still be queued.
     pub generation: u64,
-    filters: Option<Filters>,
     phase: Phase,
     task: Option<JoinHandle<()>>,
     cancel: Arc<CancelSlot>,
 }
 
 impl Sub {
-    pub fn req(generation: u64, filters: Filters, cancel: Arc<CancelSlot>) -> Sub {
+    pub fn req(generation: u64, cancel: Arc<CancelSlot>) -> Sub {
         Sub {
             generation,
-            filters: Some(filters),
-            phase: Phase::Stored {
-                seen: HashSet::new(),
-                buffered: Vec::new(),
-            },
+            phase: Phase::Stored { buffered: Vec::new() },
             task: None,
             cancel,
         }
@@ -79,7 +72,6 @@ impl Sub {
     pub fn count(generation: u64, cancel: Arc<CancelSlot>) -> Sub {
         Sub {
             generation,
-            filters: None,
             phase: Phase::Count,
             task: None,
             cancel,
@@ -94,58 +86,42 @@ impl Sub {
         matches!(self.phase, Phase::Count)
     }
 
-    /// A stored event is about to be sent; remember its id.
-    pub fn on_stored(&mut self, id: Option<[u8; 32]>) -> bool {
-        match (&mut self.phase, id) {
-            (Phase::Stored { seen, .. }, Some(id)) => seen.insert(id),
-            (Phase::Stored { .. }, None) => true,
-            _ => false,
-        }
+    /// Whether stored results are still wanted (before EOSE).
+    pub fn wants_stored(&self) -> bool {
+        matches!(self.phase, Phase::Stored { .. })
     }
 
     /// Decides about a live event for this subscription.
-    pub fn on_live(&mut self, event: &Arc<LiveEvent>, max_buffer: usize, now: Instant) -> LiveAction {
-        // The index entry may have been replaced since the event was queued.
-        if !self.filters.as_ref().is_some_and(|f| f.matches(&event.event)) {
-            return LiveAction::Skip;
-        }
+    pub fn on_live(&mut self, event: &Arc<LiveEvent>, max_buffer: usize) -> LiveAction {
         match &mut self.phase {
-            Phase::Stored { buffered, .. } => {
+            Phase::Stored { buffered } => {
                 if buffered.len() >= max_buffer {
                     return LiveAction::Overflow;
                 }
                 buffered.push(Arc::clone(event));
                 LiveAction::Buffered
             }
-            Phase::Live { seen, until } => {
-                if seen.is_empty() {
-                    return LiveAction::Send;
-                }
-                if now > *until {
-                    *seen = HashSet::new();
-                    return LiveAction::Send;
-                }
-                if seen.insert(event.event.id) {
-                    LiveAction::Send
-                } else {
+            Phase::Live { snapshot } => {
+                if snapshot.as_ref().is_some_and(|s| s.visible(event.xid)) {
                     LiveAction::Skip
+                } else {
+                    LiveAction::Send
                 }
             }
             Phase::Count => LiveAction::Skip,
         }
     }
 
-    /// The stored part is done: returns the buffered live events to send after
-    /// EOSE, without those the query already sent.
-    pub fn on_eose(&mut self, now: Instant) -> Vec<Arc<LiveEvent>> {
-        let phase = std::mem::replace(&mut self.phase, Phase::Count);
-        match phase {
-            Phase::Stored { mut seen, buffered } => {
-                let out = buffered.into_iter().filter(|e| seen.insert(e.event.id)).collect();
-                self.phase = Phase::Live {
-                    seen,
-                    until: now + DEDUP_GRACE,
-                };
+    /// The stored part is done, read in `snapshot`: returns the buffered live
+    /// events to send after EOSE (those the query could not see).
+    pub fn on_eose(&mut self, snapshot: Option<Snapshot>) -> Vec<Arc<LiveEvent>> {
+        match std::mem::replace(&mut self.phase, Phase::Count) {
+            Phase::Stored { buffered } => {
+                let out = buffered
+                    .into_iter()
+                    .filter(|e| !snapshot.as_ref().is_some_and(|s| s.visible(e.xid)))
+                    .collect();
+                self.phase = Phase::Live { snapshot };
                 out
             }
             other => {
@@ -175,53 +151,55 @@ mod tests {
     use super::*;
     use nostr_pg_core::sign::Keys;
 
-    fn live(keys: &Keys, n: i64) -> Arc<LiveEvent> {
+    fn live(keys: &Keys, n: i64, xid: u64) -> Arc<LiveEvent> {
         let event = keys.sign(n, 1, vec![], "x");
         Arc::new(LiveEvent {
             json: event.canonical_json(),
             event,
+            xid,
         })
     }
 
-    fn kind1() -> Filters {
-        Filters::parse(r#"[{"kinds":[1]}]"#).unwrap_or_default()
+    fn snap(text: &str) -> Snapshot {
+        Snapshot::parse(text).unwrap_or_else(|| panic!("{text}"))
     }
 
     #[test]
-    fn live_events_seen_in_stored_results_are_sent_once() {
+    fn the_query_snapshot_decides_what_is_sent_live() {
         let keys = Keys::from_seed("sub");
-        let (a, b, c) = (live(&keys, 1), live(&keys, 2), live(&keys, 3));
-        let now = Instant::now();
-        let mut sub = Sub::req(1, kind1(), Arc::default());
-        // Live a and b arrive during the query; the query also returns a.
-        assert_eq!(sub.on_live(&a, 10, now), LiveAction::Buffered);
-        assert_eq!(sub.on_live(&b, 10, now), LiveAction::Buffered);
-        assert!(sub.on_stored(Some(a.event.id)));
-        let after: Vec<_> = sub.on_eose(now).iter().map(|e| e.event.id).collect();
-        assert_eq!(after, vec![b.event.id]);
-        // A late notification for a stored event is still filtered...
-        assert_eq!(sub.on_live(&a, 10, now), LiveAction::Skip);
-        assert_eq!(sub.on_live(&c, 10, now), LiveAction::Send);
-        assert_eq!(sub.on_live(&c, 10, now), LiveAction::Skip);
-        // ...until the grace period ends.
-        assert_eq!(sub.on_live(&a, 10, now + DEDUP_GRACE * 2), LiveAction::Send);
+        // xid 10 committed before the query's snapshot, 12 was running, 15 came after.
+        let (before, running, after) = (live(&keys, 1, 10), live(&keys, 2, 12), live(&keys, 3, 15));
+        let mut sub = Sub::req(1, Arc::default());
+        assert!(sub.wants_stored());
+        assert_eq!(sub.on_live(&before, 10), LiveAction::Buffered);
+        assert_eq!(sub.on_live(&running, 10), LiveAction::Buffered);
+        let flushed: Vec<u64> = sub.on_eose(Some(snap("11:13:12"))).iter().map(|e| e.xid).collect();
+        assert_eq!(flushed, vec![12], "only what the query could not see");
+        assert!(!sub.wants_stored());
+        // A late delivery of an event the query saw is skipped, however late.
+        assert_eq!(sub.on_live(&before, 10), LiveAction::Skip);
+        assert_eq!(sub.on_live(&after, 10), LiveAction::Send);
     }
 
     #[test]
-    fn buffer_overflow_and_non_matching_events() {
+    fn without_a_stored_query_every_live_event_is_new() {
+        let keys = Keys::from_seed("sub-none");
+        let mut sub = Sub::req(1, Arc::default());
+        assert_eq!(sub.on_live(&live(&keys, 1, 3), 10), LiveAction::Buffered);
+        assert_eq!(sub.on_eose(None).len(), 1);
+        assert_eq!(sub.on_live(&live(&keys, 2, 1), 10), LiveAction::Send);
+    }
+
+    #[test]
+    fn buffer_overflow_and_counts() {
         let keys = Keys::from_seed("sub2");
-        let now = Instant::now();
-        let mut sub = Sub::req(1, kind1(), Arc::default());
-        assert_eq!(sub.on_live(&live(&keys, 1), 1, now), LiveAction::Buffered);
-        assert_eq!(sub.on_live(&live(&keys, 2), 1, now), LiveAction::Overflow);
-        let other_kind = keys.sign(5, 7, vec![], "x");
-        let other = Arc::new(LiveEvent {
-            json: other_kind.canonical_json(),
-            event: other_kind,
-        });
-        assert_eq!(sub.on_live(&other, 1, now), LiveAction::Skip);
+        let mut sub = Sub::req(1, Arc::default());
+        assert_eq!(sub.on_live(&live(&keys, 1, 1), 1), LiveAction::Buffered);
+        assert_eq!(sub.on_live(&live(&keys, 2, 2), 1), LiveAction::Overflow);
         let mut count = Sub::count(2, Arc::default());
         assert!(count.is_count());
-        assert!(!count.on_stored(None));
+        assert!(!count.wants_stored());
+        assert_eq!(count.on_live(&live(&keys, 3, 3), 1), LiveAction::Skip);
+        assert!(count.on_eose(None).is_empty());
     }
 }

@@ -71,8 +71,10 @@ mod tests {
             let expected = case["event"]["id"].as_str().unwrap_or("");
             let (ok, msg) = publish_text(raw_event)?;
             assert!(ok, "{}: {msg}", case["name"]);
-            let (dup, _) = publish_text(&wire)?;
-            assert!(!dup, "re-encoded copy is the same event");
+            // The re-encoded copy is the same event: NIP-01 answers a
+            // duplicate with `true` and the `duplicate:` prefix.
+            let (dup, msg) = publish_text(&wire)?;
+            assert!(dup && msg.starts_with("duplicate: "), "{}: {msg}", case["name"]);
             let served = Spi::get_one_with_args::<String>(
                 "SELECT event::text FROM nostr.events WHERE id = decode($1, 'hex')",
                 &[expected.into()],
@@ -219,7 +221,10 @@ mod tests {
         assert!(publish(&old)?.0);
         assert!(publish(&new)?.0);
         let (ok, msg) = publish(&old)?;
-        assert!(!ok && msg.starts_with("duplicate:"), "{msg}");
+        assert!(!ok && msg.starts_with("blocked: have a newer version"), "{msg}");
+        // The stored version itself, sent again, is a duplicate: accepted.
+        let (ok, msg) = publish(&new)?;
+        assert!(ok && msg.starts_with("duplicate: already have"), "{msg}");
         assert_eq!(req_ids(r#"[{"kinds":[0]}]"#)?, vec![id(&new)]);
 
         // Equal timestamps: the lower id wins, whatever the arrival order.
@@ -228,7 +233,8 @@ mod tests {
         let (low, high) = if a.id < b.id { (a, b) } else { (b, a) };
         assert!(publish(&high)?.0);
         assert!(publish(&low)?.0);
-        assert!(!publish(&high)?.0);
+        let (ok, msg) = publish(&high)?;
+        assert!(!ok && msg.starts_with("blocked: have a newer version"), "{msg}");
         assert_eq!(req_ids(r#"[{"kinds":[10002]}]"#)?, vec![id(&low)]);
         Ok(())
     }
@@ -253,14 +259,55 @@ mod tests {
         Ok(())
     }
 
+    /// What this transaction accepted, as `nostr.changes` gives it to listeners.
+    fn accepted_here() -> Result<Vec<String>, Error> {
+        Spi::connect(|c| {
+            let mut out = Vec::new();
+            let sql = "SELECT event FROM nostr.changes(ARRAY[pg_current_xact_id()])";
+            for row in c.select(sql, None, &[])? {
+                out.push(row.get::<String>(1)?.unwrap_or_default());
+            }
+            Ok(out)
+        })
+    }
+
     #[pg_test]
     fn ephemeral_events_are_notified_but_never_stored() -> Result<(), Error> {
         let e = Keys::from_seed("ephemeral").sign(now(), 20001, vec![], "live only");
         assert_eq!(publish(&e)?, (true, String::new()));
         assert_eq!(stored()?, 0);
-        let seq = Spi::get_one::<i64>("SELECT max(seq) FROM nostr.ephemeral_events")?.unwrap_or(0);
-        let got = Spi::get_one_with_args::<String>("SELECT c FROM nostr.changes($1, $1) c", &[seq.into()])?;
-        assert_eq!(got, Some(e.canonical_json()));
+        assert_eq!(accepted_here()?, vec![e.canonical_json()]);
+        Ok(())
+    }
+
+    /// Listeners read what a transaction accepted, not what is still stored:
+    /// a version replaced, or an event deleted, in the same transaction is
+    /// still named; a refused one is not.
+    #[pg_test]
+    fn transit_names_everything_accepted_even_if_gone_since() -> Result<(), Error> {
+        let keys = Keys::from_seed("transit");
+        let t = now() - 100;
+        let v1 = keys.sign(t, 0, vec![], "v1");
+        let v2 = keys.sign(t + 1, 0, vec![], "v2");
+        let note = keys.sign(t, 1, vec![], "note");
+        let del = keys.sign(t + 2, 5, tags(&[&["e", &id(&note)]]), "");
+        let batch: Vec<String> = [&v1, &v2, &v1, &note, &del]
+            .iter()
+            .map(|e| e.canonical_json())
+            .collect();
+        let accepted = Spi::get_one_with_args::<Vec<bool>>(
+            "SELECT array_agg(accepted) FROM nostr.publish_batch($1)",
+            &[batch.into()],
+        )?;
+        assert_eq!(accepted, Some(vec![true, true, false, true, true]));
+        let mut left = req_ids("[{}]")?;
+        left.sort();
+        let mut want = vec![id(&v2), id(&del)];
+        want.sort();
+        assert_eq!(left, want, "v1 replaced, the note deleted");
+        let named = accepted_here()?;
+        let want: Vec<String> = [&v1, &v2, &note, &del].iter().map(|e| e.canonical_json()).collect();
+        assert_eq!(named, want, "in the order accepted");
         Ok(())
     }
 
@@ -438,6 +485,87 @@ mod tests {
         Ok(())
     }
 
+    /// With viewers, events of the restricted kinds are only read when they
+    /// involve a viewer, and the restriction is applied before each filter's
+    /// limit, so pages are full and counts exact.
+    #[pg_test]
+    fn restricted_kinds_are_filtered_before_the_limit() -> Result<(), Error> {
+        let alice = Keys::from_seed("dm-alice");
+        let bob = Keys::from_seed("dm-bob");
+        let carol = Keys::from_seed("dm-carol");
+        let t = now() - 100;
+        let p = |k: &Keys| hex::encode(&k.pubkey());
+        let public = alice.sign(t, 1, vec![], "public");
+        let to_bob = alice.sign(t + 1, 4, tags(&[&["p", &p(&bob)]]), "hi bob");
+        let wrap_to_carol = bob.sign(t + 2, 1059, tags(&[&["p", &p(&carol)]]), "wrapped");
+        let newest_dm = carol.sign(t + 3, 4, tags(&[&["p", &p(&alice)]]), "hi alice");
+        for e in [&public, &to_bob, &wrap_to_carol, &newest_dm] {
+            assert!(publish(e)?.0);
+        }
+        let req_as = |filters: &str, viewers: Option<Vec<String>>| -> Result<Vec<String>, Error> {
+            Spi::connect(|c| {
+                let mut out = Vec::new();
+                let sql = "SELECT nostr.id(e) FROM nostr.req($1::text, $2) e";
+                for row in c.select(sql, None, &[filters.into(), viewers.into()])? {
+                    out.push(row.get::<String>(1)?.unwrap_or_default());
+                }
+                Ok(out)
+            })
+        };
+        assert_eq!(
+            req_as(r#"[{"limit":1}]"#, None)?,
+            vec![id(&newest_dm)],
+            "no viewers: no restriction"
+        );
+        assert_eq!(
+            req_as(r#"[{"limit":1}]"#, Some(vec![]))?,
+            vec![id(&public)],
+            "anonymous"
+        );
+        assert_eq!(
+            req_as(r#"[{"limit":2}]"#, Some(vec![p(&bob)]))?,
+            vec![id(&wrap_to_carol), id(&to_bob)],
+            "bob: his own wrap (author) and his DM (p tag), a full page"
+        );
+        assert_eq!(
+            req_as(r#"[{"kinds":[4,1059]}]"#, Some(vec![p(&carol)]))?,
+            vec![id(&newest_dm), id(&wrap_to_carol)]
+        );
+        let count_as = |viewers: Option<Vec<String>>| {
+            Spi::get_one_with_args::<i64>("SELECT nostr.count('[{}]'::text, $1)", &[viewers.into()])
+        };
+        assert_eq!(count_as(None)?, Some(4));
+        assert_eq!(count_as(Some(vec![]))?, Some(1));
+        assert_eq!(count_as(Some(vec![p(&alice)]))?, Some(3));
+        Ok(())
+    }
+
+    #[pg_test(error = "invalid: viewer \"nothex\" is not a 64-character lowercase hex pubkey")]
+    fn malformed_viewers_are_refused() -> Result<(), Error> {
+        Spi::run("SELECT nostr.count('[{}]'::text, ARRAY['nothex'])")
+    }
+
+    /// The kinds full-text search leaves out exist once, in the core; the
+    /// planner builds its condition from it, and the search index's
+    /// predicate in sql/schema.sql must say the same or the index is unused.
+    #[pg_test]
+    fn the_search_index_leaves_out_the_core_unsearched_kinds() -> Result<(), Error> {
+        let predicate = Spi::get_one::<String>(
+            "SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = 'nostr.events_search_idx'::regclass",
+        )?
+        .unwrap_or_default();
+        let kinds: Vec<u16> = predicate
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        assert_eq!(kinds, nostr_pg_core::kind::UNSEARCHED.to_vec(), "{predicate}");
+        assert_eq!(
+            crate::query::unsearched_kinds_sql(),
+            "e.kind NOT IN (3, 4, 5, 6, 7, 1059, 9735)"
+        );
+        Ok(())
+    }
+
     #[pg_test(error = "invalid: unsupported filter field `foo`")]
     fn bad_filters_raise() -> Result<(), Error> {
         Spi::run(r#"SELECT * FROM nostr.req('[{"foo":1}]'::text)"#)
@@ -476,7 +604,7 @@ mod tests {
             if i % 500 == 7 {
                 tg.push(vec!["t".into(), "rare".into()]);
             }
-            let (keys, kind) = if i % 400 == 1 {
+            let (keys, kind) = if i % 400 == 2 {
                 (&quiet, 30023)
             } else {
                 (&busy, if i % 5 == 0 { 7 } else { 1 })
@@ -497,29 +625,76 @@ mod tests {
         }
         let qk = hex::encode(&quiet.pubkey());
         let bk = hex::encode(&busy.pubkey());
-        let filters = [
-            r##"{"#t":["popular"],"limit":10}"##.to_owned(),
-            r##"{"#t":["popular"],"kinds":[30023],"limit":10}"##.to_owned(),
-            r##"{"#t":["popular"],"kinds":[0]}"##.to_owned(),
-            format!(r##"{{"#t":["popular"],"#e":["{target}"],"limit":25}}"##),
-            format!(r##"{{"#t":["popular","rare"],"#e":["{target}"],"kinds":[7],"limit":25}}"##),
-            format!(r##"{{"authors":["{qk}"],"#t":["popular"]}}"##),
-            format!(r##"{{"authors":["{bk}","{qk}"],"kinds":[1,30023],"limit":30}}"##),
-            format!(
-                r##"{{"authors":["{bk}"],"#e":["{target}"],"since":{},"until":{},"limit":40}}"##,
-                t + 100,
-                t + 600
+        let some_id = id(&all[10]);
+        // (filter, the plan it must get, whether it matches anything here)
+        let cases = [
+            (r##"{"#t":["popular"],"limit":10}"##.to_owned(), "ordered(tag)", true),
+            (
+                r##"{"#t":["popular"],"kinds":[30023],"limit":10}"##.to_owned(),
+                "ordered(tag,kind)",
+                true,
             ),
-            r##"{"kinds":[7],"since":0,"limit":15}"##.to_owned(),
-            r##"{"#t":["rare"],"#e":["nothing"]}"##.to_owned(),
-            r##"{"limit":7}"##.to_owned(),
+            // No kind 0 exists: the (tag, kind) range probes empty and drives.
+            (
+                r##"{"#t":["popular"],"kinds":[0]}"##.to_owned(),
+                "ordered(tag,kind)",
+                false,
+            ),
+            // Two popular tags: walking either would read past the probe cap.
+            (
+                format!(r##"{{"#t":["popular"],"#e":["{target}"],"limit":25}}"##),
+                "unordered",
+                true,
+            ),
+            (
+                format!(r##"{{"#t":["popular","rare"],"#e":["{target}"],"kinds":[7],"limit":25}}"##),
+                "ordered(tag,kind)",
+                true,
+            ),
+            (
+                format!(r##"{{"authors":["{qk}"],"#t":["popular"]}}"##),
+                "ordered(author)",
+                true,
+            ),
+            (
+                format!(r##"{{"authors":["{bk}","{qk}"],"kinds":[1,30023],"limit":30}}"##),
+                "ordered(author,kind)",
+                true,
+            ),
+            (
+                format!(
+                    r##"{{"authors":["{bk}"],"#e":["{target}"],"since":{},"until":{},"limit":40}}"##,
+                    t + 100,
+                    t + 600
+                ),
+                // The time range keeps the tag's probe under the cap.
+                "ordered(tag)",
+                true,
+            ),
+            (
+                r##"{"kinds":[7],"since":0,"limit":15}"##.to_owned(),
+                "ordered(kind)",
+                true,
+            ),
+            // A tag nobody uses drives: nothing to read.
+            (
+                r##"{"#t":["rare"],"#e":["nothing"]}"##.to_owned(),
+                "ordered(tag)",
+                false,
+            ),
+            (r##"{"limit":7}"##.to_owned(), "newest", true),
+            (format!(r##"{{"ids":["{some_id}"],"kinds":[1,7]}}"##), "unordered", true),
+            (r##"{"kinds":[]}"##.to_owned(), "nothing", false),
         ];
-        for json in filters {
+        for (json, plan, found) in cases {
             let filter = nostr_pg_core::Filter::parse(&json).map_err(|_| Error::InvalidPosition)?;
+            let chosen = Spi::get_one_with_args::<String>("SELECT nostr._filter_plan($1)", &[json.as_str().into()])?;
+            assert_eq!(chosen.as_deref(), Some(plan), "{json}");
             let mut want: Vec<&Event> = all.iter().filter(|e| filter.matches(e)).collect();
             want.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
             want.truncate(filter.limit.map_or(usize::MAX, |l| l as usize));
             let want: Vec<String> = want.iter().map(|e| id(e)).collect();
+            assert_eq!(!want.is_empty(), found, "{json}: the case is meant to find {found}");
             assert_eq!(req_ids(&format!("[{json}]"))?, want, "{json}");
         }
         Ok(())

@@ -71,8 +71,9 @@ pub fn report(verdict: Result<(), Reject>) {
 type Row = (String, bool, String);
 
 /// Publishes many events in one statement. One row per input, in order:
-/// the claimed id (hex, '' if none could be read), whether it was accepted,
-/// and the NIP-01 message (`duplicate:`, `invalid:`, ... or '').
+/// the claimed id (hex, '' if none could be read), whether it was accepted
+/// (the NIP-01 `OK` boolean: true for a new event and for a duplicate), and
+/// the NIP-01 message (`duplicate:`, `invalid:`, ... or '' for a new event).
 /// `auth_pubkeys[i]` is the NIP-42 pubkey of whoever sent `events[i]`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn publish_batch(
@@ -123,7 +124,7 @@ fn publish_batch(
                 .and_then(|h| hex::decode_fixed::<32>(&h));
             match result.and_then(|event| insert(&event, auth)) {
                 Ok(()) => (id, true, String::new()),
-                Err(reject) => (id, false, reject.message()),
+                Err(reject) => (id, reject.accepted(), reject.message()),
             }
         })
         .collect();

@@ -1,14 +1,15 @@
-//! Why an event was not stored, as one enum: its NIP-01 `OK` prefix for relay
+//! Why an event was not stored, as one enum: its NIP-01 `OK` answer for relay
 //! clients, and its SQLSTATE for SQL callers (who get an error instead).
 //!
-//! | prefix | SQLSTATE | when |
-//! |---|---|---|
-//! | `invalid:` | 22023 `invalid_parameter_value` | malformed, bad id/signature, out of window, expired |
-//! | `duplicate:` | 23505 `unique_violation` | already stored, or a newer replaceable/addressable version is |
-//! | `blocked:` | 23514 `check_violation` | deleted by its author (NIP-09), or its author vanished (NIP-62) |
-//! | `pow:` | 23514 `check_violation` | below `nostr.min_pow` (NIP-13) |
-//! | `auth-required:` | 42501 `insufficient_privilege` | protected event (NIP-70) with no authenticated pubkey |
-//! | `restricted:` | 42501 `insufficient_privilege` | protected event authenticated as someone else |
+//! | OK | prefix | SQLSTATE | when |
+//! |---|---|---|---|
+//! | false | `invalid:` | 22023 `invalid_parameter_value` | malformed, bad id/signature, out of window, expired |
+//! | **true** | `duplicate:` | 23505 `unique_violation` | already stored: it was accepted before (NIP-01's own example) |
+//! | false | `blocked:` | 23505 `unique_violation` | a newer version of this replaceable/addressable event is stored |
+//! | false | `blocked:` | 23514 `check_violation` | deleted by its author (NIP-09), or its author vanished (NIP-62) |
+//! | false | `pow:` | 23514 `check_violation` | below `nostr.min_pow` (NIP-13) |
+//! | false | `auth-required:` | 42501 `insufficient_privilege` | protected event (NIP-70) with no authenticated pubkey |
+//! | false | `restricted:` | 42501 `insufficient_privilege` | protected event authenticated as someone else |
 //!
 //! Every message keeps its prefix in SQL errors too, so the two views agree.
 
@@ -17,7 +18,10 @@ use pgrx::{PgLogLevel, PgSqlErrorCode};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reject {
     Invalid(String),
+    /// The very same event is stored already.
     Duplicate(String),
+    /// A newer version of the same replaceable or addressable event is stored.
+    Superseded(String),
     Blocked(String),
     Pow(String),
     AuthRequired(String),
@@ -29,7 +33,7 @@ impl Reject {
         match self {
             Reject::Invalid(_) => "invalid",
             Reject::Duplicate(_) => "duplicate",
-            Reject::Blocked(_) => "blocked",
+            Reject::Superseded(_) | Reject::Blocked(_) => "blocked",
             Reject::Pow(_) => "pow",
             Reject::AuthRequired(_) => "auth-required",
             Reject::Restricted(_) => "restricted",
@@ -40,11 +44,18 @@ impl Reject {
         match self {
             Reject::Invalid(m)
             | Reject::Duplicate(m)
+            | Reject::Superseded(m)
             | Reject::Blocked(m)
             | Reject::Pow(m)
             | Reject::AuthRequired(m)
             | Reject::Restricted(m) => m,
         }
+    }
+
+    /// The boolean of the NIP-01 `OK`: a duplicate was accepted before, so it
+    /// is answered `true` (the relay has it); every other refusal `false`.
+    pub fn accepted(&self) -> bool {
+        matches!(self, Reject::Duplicate(_))
     }
 
     /// The NIP-01 message: `prefix: detail`.
@@ -55,7 +66,7 @@ impl Reject {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         match self {
             Reject::Invalid(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            Reject::Duplicate(_) => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+            Reject::Duplicate(_) | Reject::Superseded(_) => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
             Reject::Blocked(_) | Reject::Pow(_) => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
             Reject::AuthRequired(_) | Reject::Restricted(_) => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         }

@@ -18,7 +18,6 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use sha2::{Digest, Sha256};
 
-use crate::event_type::NostrEvent;
 use crate::reject::Reject;
 use crate::settings;
 use crate::spi_cache::{oid, run};
@@ -28,8 +27,8 @@ use crate::spi_cache::{oid, run};
 pub enum Admission {
     /// Insert it into `nostr.events`.
     Store,
-    /// Deliver it to listeners only; `seq` names it in `nostr.ephemeral_events`.
-    Ephemeral { seq: i64 },
+    /// Deliver it to listeners only (through `nostr.transit`), never store it.
+    Ephemeral,
 }
 
 /// A lock the rules take: an advisory key, shared or exclusive.
@@ -212,7 +211,6 @@ fn exists(client: &mut SpiClient<'_>, sql: &str, types: &[pgrx::PgOid], args: &[
 pub fn admit(
     client: &mut SpiClient<'_>,
     event: &Event,
-    stored: &NostrEvent,
     auth: Option<&[u8; 32]>,
 ) -> SpiResult<Result<Admission, Reject>> {
     let now = now();
@@ -277,7 +275,7 @@ pub fn admit(
             if (created_at, std::cmp::Reverse(id.as_slice()))
                 >= (event.created_at, std::cmp::Reverse(event.id.as_slice()))
             {
-                return Ok(Err(Reject::Duplicate("have a newer version of this event".into())));
+                return Ok(Err(Reject::Superseded("have a newer version of this event".into())));
             }
             older.push(id);
         }
@@ -292,25 +290,7 @@ pub fn admit(
     }
 
     if class == KindClass::Ephemeral {
-        let seq = run(
-            client,
-            "INSERT INTO nostr.ephemeral_events (event) VALUES ($1) RETURNING seq",
-            &[oid::<NostrEvent>()],
-            &[stored.clone().into()],
-        )?
-        .first()
-        .get_one::<i64>()?
-        .unwrap_or(0);
-        if seq % 1024 == 0 {
-            // Ephemeral rows only need to outlive the notification that names them.
-            run(
-                client,
-                "DELETE FROM nostr.ephemeral_events WHERE stored_at < now() - interval '5 minutes'",
-                &[],
-                &[],
-            )?;
-        }
-        return Ok(Ok(Admission::Ephemeral { seq }));
+        return Ok(Ok(Admission::Ephemeral));
     }
 
     if event.kind == DELETION {

@@ -3,9 +3,10 @@
 //! Before insert, the row's `event` value (already verified by its type) is run
 //! through [`crate::rules::admit`], and every derived column (binary id and
 //! pubkey, kind, timestamps, tag index keys, replaceable address, expiry) is
-//! recomputed from it, so whatever a caller wrote there is ignored. Ephemeral
-//! events are diverted to `nostr.ephemeral_events`. A refused event raises an
-//! error with the SQLSTATE in [`crate::reject`], unless `nostr.publish` is
+//! recomputed from it, so whatever a caller wrote there is ignored. Every
+//! accepted event is also written to `nostr.transit` for live delivery (see
+//! [`crate::notify`]); ephemeral events go only there. A refused event raises
+//! an error with the SQLSTATE in [`crate::reject`], unless `nostr.publish` is
 //! collecting verdicts (see [`crate::publish`]).
 
 use nostr_pg_core::Event;
@@ -45,18 +46,18 @@ fn events_before_insert<'a>(
     };
     let event = stored.event();
     let auth = publish::context_auth();
-    let verdict = Spi::connect_mut(|client| rules::admit(client, &event, &stored, auth.as_ref()))?;
+    let verdict = Spi::connect_mut(|client| rules::admit(client, &event, auth.as_ref()))?;
     match verdict {
         Ok(Admission::Store) => {
             fill_derived_columns(&mut row, &event)?;
-            let seq: i64 = row.get_by_name("seq")?.unwrap_or(0);
+            let seq: Option<i64> = row.get_by_name("seq")?;
             index_tags(&event)?;
-            notify::record(seq);
+            in_transit(seq, stored)?;
             publish::report(Ok(()));
             Ok(Some(row))
         }
-        Ok(Admission::Ephemeral { seq }) => {
-            notify::record(seq);
+        Ok(Admission::Ephemeral) => {
+            in_transit(None, stored)?;
             publish::report(Ok(()));
             Ok(None)
         }
@@ -82,6 +83,30 @@ fn fill_derived_columns(row: &mut PgHeapTuple<'_, AllocatedByRust>, event: &Even
     row.set_by_name("tags", event.index_keys())?;
     row.set_by_name("d_key", rules::d_key(event))?;
     row.set_by_name("expires_at", event.expiration())?;
+    Ok(())
+}
+
+/// How often (in accepted events, by sequence number) the insert path purges
+/// old transit rows, so a database used without a gateway stays bounded too.
+const PURGE_EVERY: i64 = 4096;
+
+/// Writes an accepted event to `nostr.transit` (with the stored row's `seq`,
+/// or a fresh one for ephemeral events) and makes the commit notify.
+fn in_transit(seq: Option<i64>, event: NostrEvent) -> Result<(), SpiError> {
+    let seq = Spi::connect_mut(|client| {
+        run(
+            client,
+            "INSERT INTO nostr.transit (seq, event) VALUES (coalesce($1, nextval('nostr.event_seq')), $2) RETURNING seq",
+            &[oid::<i64>(), oid::<NostrEvent>()],
+            &[DatumWithOid::from(seq), event.into()],
+        )?
+        .first()
+        .get_one::<i64>()
+    })?;
+    notify::record();
+    if seq.is_some_and(|s| s % PURGE_EVERY == 0) {
+        Spi::connect_mut(|client| run(client, "SELECT nostr.purge_transit()", &[], &[]).map(|_| ()))?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! test on the cluster named by `NOSTR_PG_TEST_URL` (set by
 //! `pg_config/test.sh`), with the extension created in it.
 
+pub mod cluster;
+pub mod proxy;
 pub mod relay;
 pub mod rng;
 
@@ -101,6 +103,39 @@ pub async fn publish(c: &Client, json: &str) -> (bool, String) {
         .await
         .expect("publish");
     (row.get(0), row.get(1))
+}
+
+/// The backend process id of a connection.
+pub async fn backend_pid(c: &Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pg_backend_pid")
+        .get(0)
+}
+
+/// Waits until backend `pid` waits on a lock (for example a publish queued
+/// behind another transaction's locks): proof, not a guess, that two
+/// transactions overlap. Polls; the bound only limits a failure.
+pub async fn wait_until_blocked(observer: &Client, pid: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting = observer
+            .query_one(
+                "SELECT coalesce(bool_or(wait_event_type = 'Lock'), false) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get::<_, bool>(0);
+        if waiting {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backend {pid} never waited on a lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// A TCP port free on 127.0.0.1 right now, for a cluster a test starts itself.

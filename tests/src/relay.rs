@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long a test waits for an expected frame before failing.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A gateway process on 127.0.0.1 with a free port, killed on drop.
 pub struct Gateway {
@@ -121,8 +121,19 @@ impl Client {
         self.try_read(wait).await
     }
 
-    /// The next frame from the socket itself, skipping what is held.
+    /// The next frame from the socket itself, skipping what is held and
+    /// AUTH challenges (recorded).
     async fn try_read(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let v = self.read_frame(wait).await?;
+            if v[0] != "AUTH" {
+                return Some(v);
+            }
+        }
+    }
+
+    /// The next frame from the socket, AUTH included (its challenge recorded).
+    async fn read_frame(&mut self, wait: Duration) -> Option<Value> {
         loop {
             let msg = tokio::time::timeout(wait, self.ws.next()).await.ok()??.ok()?;
             match msg {
@@ -130,7 +141,6 @@ impl Client {
                     let v: Value = serde_json::from_str(t.as_str()).expect("relay sent invalid JSON");
                     if v[0] == "AUTH" {
                         self.challenge = v[1].as_str().map(str::to_owned);
-                        continue;
                     }
                     return Some(v);
                 }
@@ -152,6 +162,23 @@ impl Client {
                 Err(_) => return false,
                 Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
                 Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The NIP-42 challenge the relay sends on connect, waiting for it if it
+    /// has not arrived yet (frames read meanwhile are held for later).
+    pub async fn challenge(&mut self) -> String {
+        loop {
+            if let Some(c) = &self.challenge {
+                return c.clone();
+            }
+            let f = self
+                .read_frame(WAIT)
+                .await
+                .expect("no AUTH challenge from relay in time");
+            if f[0] != "AUTH" {
+                self.held.push_back(f);
             }
         }
     }
@@ -194,6 +221,20 @@ impl Client {
                 Some("EOSE") => return Ok(events),
                 _ => return Err(f),
             }
+        }
+    }
+
+    /// Sends a COUNT and returns the count (or the CLOSED frame).
+    pub async fn count(&mut self, sub: &str, filters: &[Value]) -> Result<i64, Value> {
+        let mut frame = vec![json!("COUNT"), json!(sub)];
+        frame.extend(filters.iter().cloned());
+        self.send(&Value::Array(frame)).await;
+        let f = self
+            .wait_for(|f| f[1] == sub && matches!(f[0].as_str(), Some("COUNT" | "CLOSED")))
+            .await;
+        match f[2]["count"].as_i64() {
+            Some(n) if f[0] == "COUNT" => Ok(n),
+            _ => Err(f),
         }
     }
 

@@ -34,7 +34,7 @@ async fn event_floods_get_rate_limited_per_ip_and_per_pubkey() {
     let db = TestDb::new("rate_limit").await;
     let (gw, _f) = gateway(
         &db,
-        "[limits]\nevents_per_second_per_ip = 0.1\nevent_burst_per_ip = 3.0\n\
+        "[limits]\nevents_per_second_per_ip = 0.0001\nevent_burst_per_ip = 3.0\n\
          events_per_second_per_pubkey = 1000.0\nevent_burst_per_pubkey = 1000.0\n",
     )
     .await;
@@ -58,7 +58,7 @@ async fn event_floods_get_rate_limited_per_ip_and_per_pubkey() {
     let (gw, _f) = gateway(
         &db,
         "[limits]\nevents_per_second_per_ip = 1000.0\nevent_burst_per_ip = 1000.0\n\
-         events_per_second_per_pubkey = 0.1\nevent_burst_per_pubkey = 2.0\n",
+         events_per_second_per_pubkey = 0.0001\nevent_burst_per_pubkey = 2.0\n",
     )
     .await;
     let spammer = Keys::from_seed("rate-pubkey");
@@ -232,7 +232,11 @@ async fn a_client_that_never_reads_is_disconnected_and_others_get_everything() {
 #[tokio::test]
 async fn req_floods_get_rate_limited_per_ip() {
     let db = TestDb::new("req_rate").await;
-    let (gw, _f) = gateway(&db, "[limits]\nreqs_per_second_per_ip = 0.01\nreq_burst_per_ip = 3.0\n").await;
+    let (gw, _f) = gateway(
+        &db,
+        "[limits]\nreqs_per_second_per_ip = 0.0001\nreq_burst_per_ip = 3.0\n",
+    )
+    .await;
     let keys = Keys::from_seed("req-rate");
     let mut c = Client::connect(&gw.url).await;
     assert!(ok(&c.publish(&keys.sign(now(), 1, vec![], "one").canonical_json()).await).0);

@@ -1,22 +1,14 @@
 //! NIP-42 authentication through the gateway, NIP-70 protected events, and the
 //! optional restriction of direct-message reads to their participants.
 
-use std::time::Duration;
-
 use e2e::relay::{Client, Gateway};
 use e2e::{now, TestDb};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::{tags, Keys};
 use serde_json::{json, Value};
 
-async fn challenge(c: &mut Client) -> String {
-    // The challenge is sent on connect; any frame read records it.
-    let _ = c.try_recv(Duration::from_millis(500)).await;
-    c.challenge.clone().expect("relay sent an AUTH challenge on connect")
-}
-
 async fn authenticate(c: &mut Client, url: &str, keys: &Keys) -> Value {
-    let ch = challenge(c).await;
+    let ch = c.challenge().await;
     let ev = keys.sign(now(), 22242, tags(&[&["relay", url], &["challenge", &ch]]), "");
     c.send_text(&format!(r#"["AUTH",{}]"#, ev.canonical_json())).await;
     loop {
@@ -75,8 +67,10 @@ async fn direct_messages_are_served_only_to_their_participants() {
     let alice = Keys::from_seed("dm-alice");
     let bob = Keys::from_seed("dm-bob");
     let eve = Keys::from_seed("dm-eve");
+    let public = alice.sign(now() - 10, 1, vec![], "hello world");
     let dm = alice.sign(now(), 4, tags(&[&["p", &hex::encode(&bob.pubkey())]]), "ciphertext");
     let mut sender = Client::connect(&gw.url).await;
+    assert_eq!(sender.publish(&public.canonical_json()).await[2], true);
     assert_eq!(sender.publish(&dm.canonical_json()).await[2], true);
 
     let filter = json!({"kinds": [4]});
@@ -86,15 +80,47 @@ async fn direct_messages_are_served_only_to_their_participants() {
         closed[2].as_str().unwrap_or_default().starts_with("auth-required:"),
         "{closed}"
     );
+    // A filter that does not name DM kinds serves the rest, in full pages:
+    // the database leaves the DM out before the limit, not after it.
+    let page = anon.req("any", &[json!({"limit": 1})]).await.expect("req");
+    assert_eq!(page.len(), 1, "{page:?}");
+    assert_eq!(page[0]["id"], hex::encode(&public.id).as_str());
 
     let mut outsider = Client::connect(&gw.url).await;
     authenticate(&mut outsider, &gw.url, &eve).await;
     assert!(outsider.req("dm", &[filter.clone()]).await.expect("req").is_empty());
+    assert_eq!(
+        count(&mut outsider, json!({})).await,
+        1,
+        "eve counts the public note only"
+    );
+    assert_eq!(count(&mut outsider, filter.clone()).await, 0);
 
     let mut recipient = Client::connect(&gw.url).await;
     authenticate(&mut recipient, &gw.url, &bob).await;
-    let got = recipient.req("dm", &[filter]).await.expect("req");
+    let got = recipient.req("dm", &[filter.clone()]).await.expect("req");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["id"], hex::encode(&dm.id).as_str());
+    assert_eq!(count(&mut recipient, json!({})).await, 2);
+    assert_eq!(count(&mut recipient, filter).await, 1);
+
+    // Live, too: a new DM reaches its recipient's open subscription only.
+    let mut eve_live = Client::connect(&gw.url).await;
+    authenticate(&mut eve_live, &gw.url, &eve).await;
+    eve_live.req("all", &[json!({"limit": 0})]).await.expect("req");
+    recipient.req("live", &[json!({"limit": 0})]).await.expect("req");
+    let dm2 = alice.sign(now(), 4, tags(&[&["p", &hex::encode(&bob.pubkey())]]), "second");
+    let note = alice.sign(now(), 1, vec![], "public again");
+    assert_eq!(sender.publish(&dm2.canonical_json()).await[2], true);
+    assert_eq!(sender.publish(&note.canonical_json()).await[2], true);
+    assert_eq!(recipient.next_event("live").await["id"], hex::encode(&dm2.id).as_str());
+    let first = eve_live.next_event("all").await;
+    assert_eq!(first["id"], hex::encode(&note.id).as_str(), "eve never sees the DM");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn count(c: &mut Client, filter: Value) -> i64 {
+    c.count("n", &[filter])
+        .await
+        .unwrap_or_else(|f| panic!("COUNT refused: {f}"))
 }

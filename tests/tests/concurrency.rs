@@ -1,15 +1,18 @@
 //! Publish rules under concurrency, from separate connections (separate
 //! backends), where only locks and indexes can keep the rules true.
 
-use e2e::{now, publish, TestDb};
+use e2e::{backend_pid, now, publish, wait_until_blocked, TestDb};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::{tags, Keys};
 
 /// Opens a transaction on each client, publishes in both, and commits both,
-/// so the two publishes truly overlap.
+/// so the two publishes truly overlap: the second is seen waiting on the
+/// first one's locks before the first commits.
 async fn overlapping(db: &TestDb, first: &str, second: &str) -> ((bool, String), (bool, String)) {
     let a = db.client().await;
     let b = db.client().await;
+    let observer = db.client().await;
+    let b_pid = backend_pid(&b).await;
     a.batch_execute("BEGIN").await.expect("begin a");
     b.batch_execute("BEGIN").await.expect("begin b");
     let ra = publish(&a, first).await;
@@ -20,7 +23,7 @@ async fn overlapping(db: &TestDb, first: &str, second: &str) -> ((bool, String),
         b.batch_execute("COMMIT").await.expect("commit b");
         r
     });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    wait_until_blocked(&observer, b_pid).await;
     a.batch_execute("COMMIT").await.expect("commit a");
     let rb = pending.await.expect("join");
     (ra, rb)
@@ -46,7 +49,7 @@ async fn two_replaceable_versions_at_once_keep_the_newest() {
     // Newer commits first, then the older one must be refused...
     let (ra, rb) = overlapping(&db, &newer.canonical_json(), &older.canonical_json()).await;
     assert!(ra.0, "{ra:?}");
-    assert!(!rb.0 && rb.1.starts_with("duplicate:"), "{rb:?}");
+    assert!(!rb.0 && rb.1.starts_with("blocked: have a newer version"), "{rb:?}");
     // ...and in the other order the older one is replaced.
     let db2 = TestDb::new("replace_race2").await;
     let (ra, rb) = overlapping(&db2, &older.canonical_json(), &newer.canonical_json()).await;
@@ -66,8 +69,14 @@ async fn deletion_racing_insert_never_leaves_the_event() {
     for (label, first, second) in [("insert_first", &note, &deletion), ("delete_first", &deletion, &note)] {
         let db = TestDb::new(label).await;
         let (ra, rb) = overlapping(&db, &first.canonical_json(), &second.canonical_json()).await;
+        assert!(ra.0, "{label}: {ra:?}");
         let ids = stored_ids(&db, "SELECT encode(id, 'hex') FROM nostr.events").await;
         assert_eq!(ids, vec![hex::encode(&deletion.id)], "{label}: {ra:?} {rb:?}");
+        if label == "delete_first" {
+            assert!(!rb.0 && rb.1.starts_with("blocked: "), "{label}: {rb:?}");
+        } else {
+            assert!(rb.0, "{label}: {rb:?}");
+        }
     }
 }
 
@@ -76,12 +85,15 @@ async fn the_same_event_from_two_connections_is_stored_once() {
     let db = TestDb::new("dup_race").await;
     let e = Keys::from_seed("race-dup").sign(now(), 1, vec![], "twice");
     let (ra, rb) = overlapping(&db, &e.canonical_json(), &e.canonical_json()).await;
-    assert!(ra.0, "{ra:?}");
-    assert!(!rb.0 && rb.1.starts_with("duplicate:"), "{rb:?}");
+    assert!(ra.0 && ra.1.is_empty(), "{ra:?}");
+    // NIP-01: a duplicate was accepted before, so it is answered true.
+    assert!(rb.0 && rb.1.starts_with("duplicate: "), "{rb:?}");
+    let ids = stored_ids(&db, "SELECT encode(id, 'hex') FROM nostr.events").await;
+    assert_eq!(ids, vec![hex::encode(&e.id)]);
 }
 
 #[tokio::test]
-async fn one_notification_per_transaction_names_its_rows() {
+async fn one_notification_per_transaction_names_it() {
     use futures_util::StreamExt;
     let db = TestDb::new("notify").await;
     let (listener, mut conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
@@ -98,27 +110,28 @@ async fn one_notification_per_transaction_names_its_rows() {
     listener.batch_execute("LISTEN nostr_events").await.expect("listen");
 
     let keys = Keys::from_seed("notify");
-    let events: Vec<String> = (0..20)
-        .map(|i| {
-            keys.sign(now(), if i == 7 { 20001 } else { 1 }, vec![], &format!("n{i}"))
-                .canonical_json()
-        })
-        .collect();
+    let t = now() - 10;
+    // A replaceable event and the version that replaces it, in one batch,
+    // with an ephemeral one between: all three were accepted.
+    let events: Vec<String> = vec![
+        keys.sign(t, 10002, vec![], "v1").canonical_json(),
+        keys.sign(t, 20001, vec![], "ephemeral").canonical_json(),
+        keys.sign(t + 1, 10002, vec![], "v2").canonical_json(),
+    ];
     let c = db.client().await;
-    let rows = c
-        .query("SELECT accepted FROM nostr.publish_batch($1)", &[&events])
+    let xid: String = c
+        .query_one(
+            "WITH r AS MATERIALIZED (SELECT * FROM nostr.publish_batch($1)) \
+             SELECT pg_current_xact_id()::text FROM r WHERE accepted LIMIT 1",
+            &[&events],
+        )
         .await
-        .expect("batch");
-    assert!(rows.iter().all(|r| r.get::<_, bool>(0)));
-
-    let payload = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
-        .await
-        .expect("a notification")
-        .expect("payload");
-    let (lo, hi) = payload.split_once(':').expect("lo:hi");
-    let (lo, hi): (i64, i64) = (lo.parse().expect("lo"), hi.parse().expect("hi"));
+        .expect("batch")
+        .get(0);
+    let payload = next(&mut rx).await;
+    assert_eq!(payload, xid, "the notification names the batch's transaction");
     let named: Vec<String> = c
-        .query("SELECT c FROM nostr.changes($1, $2) c", &[&lo, &hi])
+        .query("SELECT event FROM nostr.changes(ARRAY[$1::text::xid8])", &[&payload])
         .await
         .expect("changes")
         .iter()
@@ -126,9 +139,47 @@ async fn one_notification_per_transaction_names_its_rows() {
         .collect();
     assert_eq!(
         named, events,
-        "the range names every event, the ephemeral one included, in order"
+        "everything accepted, the replaced version included, in order"
     );
-    // Exactly one notification for the transaction.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(rx.try_recv().is_err(), "a second notification arrived");
+
+    // A later transaction's notification is the next one to arrive:
+    // notifications come in commit order, so the batch sent exactly one.
+    let later = keys.sign(t + 2, 1, vec![], "later").canonical_json();
+    assert!(publish(&c, &later).await.0);
+    let second = next(&mut rx).await;
+    assert_ne!(second, payload, "a second notification for the batch");
+    let named: Vec<String> = c
+        .query("SELECT event FROM nostr.changes(ARRAY[$1::text::xid8])", &[&second])
+        .await
+        .expect("changes")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(named, vec![later]);
+    // A refused event (a duplicate) notifies nothing; the next notification
+    // is again the next accepted event's.
+    let dup = publish(&c, &events[2]).await;
+    assert!(dup.0 && dup.1.starts_with("duplicate: "), "{dup:?}");
+    let third_event = keys.sign(t + 3, 1, vec![], "third").canonical_json();
+    assert!(publish(&c, &third_event).await.0);
+    let third = next(&mut rx).await;
+    let named: Vec<String> = c
+        .query("SELECT event FROM nostr.changes(ARRAY[$1::text::xid8])", &[&third])
+        .await
+        .expect("changes")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        named,
+        vec![third_event],
+        "the duplicate sent no notification of its own"
+    );
+}
+
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a notification in time")
+        .expect("payload")
 }

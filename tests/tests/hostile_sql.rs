@@ -38,9 +38,17 @@ async fn bad_events_through_every_sql_path() {
     let before = row_counts(&c).await;
     let keys = Keys::from_seed(SEED);
     let mut checked = 0;
-    for case in event_cases(&keys) {
-        let Some(json) = event_json(&case.frame) else { continue };
-        if GATEWAY_ONLY.iter().any(|g| case.name.ends_with(g)) {
+    let mut not_events = Vec::new();
+    let mut gateway_only = Vec::new();
+    let cases = event_cases(&keys);
+    let total = cases.len();
+    for case in cases {
+        let Some(json) = event_json(&case.frame) else {
+            not_events.push(case.name);
+            continue;
+        };
+        if let Some(g) = GATEWAY_ONLY.iter().find(|g| case.name.ends_with(*g)) {
+            gateway_only.push(*g);
             continue;
         }
         let name = &case.name;
@@ -94,6 +102,14 @@ async fn bad_events_through_every_sql_path() {
         }
         checked += 1;
     }
+    // Every case was checked but those the gateway alone refuses (each of
+    // them exactly once) and frames that hold no event object at all.
+    assert_eq!(gateway_only, GATEWAY_ONLY.to_vec(), "the gateway-only cases");
+    assert_eq!(checked + gateway_only.len() + not_events.len(), total);
+    assert!(
+        not_events.len() * 4 < total && checked >= 20,
+        "{checked} checked; no event object in: {not_events:?}"
+    );
     // NULLs, batches mixing good and bad, and nesting deep enough to
     // overflow a recursive parser.
     let good = keys.sign(now(), 1, vec![], "the good one").canonical_json();
@@ -149,11 +165,15 @@ async fn bad_events_through_every_sql_path() {
     assert_eq!(e.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED), "{e}");
     c.execute("DELETE FROM nostr.events", &[]).await.expect("cleanup");
     let mut after = row_counts(&c).await;
-    // The good batch event was stored and then deleted above: only the
-    // events table and its tag index are back to their counts.
-    after.retain(|(t, _)| t != "deleted_ids");
+    // The good batch event and the forged-columns one were stored and then
+    // deleted above: only the events table and its tag index are back to
+    // their counts; the two accepted events stay in transit, for listeners.
+    let skip = |t: &str| t == "deleted_ids" || t == "transit";
+    let transit = after.iter().find(|(t, _)| t == "transit").map(|r| r.1);
+    assert_eq!(transit, Some(2), "{after:?}");
+    after.retain(|(t, _)| !skip(t));
     let mut want = before.clone();
-    want.retain(|(t, _)| t != "deleted_ids");
+    want.retain(|(t, _)| !skip(t));
     assert_eq!(after, want);
     println!("{checked} hostile events checked through publish, casts and INSERT");
 }
@@ -178,9 +198,12 @@ async fn bad_filters_through_req_count_and_matches() {
         .get::<_, i32>(0)
         .try_into()
         .unwrap_or(50);
-    let mut checked = 0;
-    for case in req_cases() {
+    let (mut checked, mut refused, mut not_arrays) = (0, 0, Vec::new());
+    let cases = req_cases();
+    let total = cases.len();
+    for case in cases {
         let Ok(Value::Array(frame)) = serde_json::from_str::<Value>(&case.frame) else {
+            not_arrays.push(case.name);
             continue;
         };
         let filters = Value::Array(frame.get(2..).unwrap_or_default().to_vec()).to_string();
@@ -194,6 +217,7 @@ async fn bad_filters_through_req_count_and_matches() {
         let count = c.query_one("SELECT nostr.count($1::text)", &[&filters]).await;
         let req_json = c.query("SELECT nostr.req_json($1::text)", &[&filters]).await;
         if should_fail {
+            refused += 1;
             for (what, e) in [("req", req.err()), ("count", count.err()), ("req_json", req_json.err())] {
                 let e = e.unwrap_or_else(|| panic!("{name}: {what} accepted {filters}"));
                 assert_eq!(sqlstate(&e), "22023", "{name}: {what}: {e}");
@@ -222,6 +246,11 @@ async fn bad_filters_through_req_count_and_matches() {
         }
         checked += 1;
     }
+    assert_eq!(checked + not_arrays.len(), total);
+    assert!(
+        checked >= 20 && refused >= 10 && checked - refused >= 5,
+        "{checked} checked, {refused} refused; not JSON arrays: {not_arrays:?}"
+    );
     // Deep nesting and non-JSON.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     for bad in [deep.as_str(), "", "not json", "{", "[{\"kinds\":[1]}"] {
@@ -248,11 +277,38 @@ async fn bad_filters_through_req_count_and_matches() {
             e.as_db_error().map(|d| d.message())
         );
     }
-    // changes() with any range is just a range.
-    for (lo, hi) in [(i64::MIN, i64::MAX), (5, 1), (-1, -1)] {
-        c.query("SELECT nostr.changes($1, $2)", &[&lo, &hi])
+    // changes() and committed_between() with any transaction ids or
+    // snapshots: empty answers (xid8 input in Postgres 15 reads -1 as its
+    // unsigned twin).
+    for xids in ["{}", "{0,1,18446744073709551615}", "{NULL}", "{-1}"] {
+        let rows = c
+            .query("SELECT * FROM nostr.changes($1::text::xid8[])", &[&xids])
             .await
-            .expect("changes");
+            .unwrap_or_else(|e| panic!("changes({xids}): {e}"));
+        assert!(rows.is_empty(), "changes({xids})");
+    }
+    // From the beginning of time to its end: the one transaction that
+    // inserted above. Backwards: nothing.
+    for (since, upto, n) in [
+        ("1:1:", "18446744073709551615:18446744073709551615:", 1),
+        ("5:9:6,7", "1:1:", 0),
+    ] {
+        let rows = c
+            .query(
+                "SELECT * FROM nostr.committed_between($1::text::pg_snapshot, $2::text::pg_snapshot)",
+                &[&since, &upto],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("committed_between({since}, {upto}): {e}"));
+        assert_eq!(rows.len(), n, "committed_between({since}, {upto})");
+    }
+    // Viewers that are not pubkeys are refused before any query runs.
+    for viewers in ["{x}", "{NULL,abc}"] {
+        let e = c
+            .query("SELECT nostr.req('[{}]'::text, $1::text::text[])", &[&viewers])
+            .await
+            .expect_err("bad viewers");
+        assert_eq!(sqlstate(&e), "22023", "{viewers}: {e}");
     }
     // The jsonb overloads.
     let e = c

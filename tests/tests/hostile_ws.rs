@@ -213,7 +213,7 @@ async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
         let mut ws = raw_connect(&gw.url).await;
         let frame = Frame::message(payload.to_vec(), OpCode::Data(Data::Text), true);
         ws.send(Message::Frame(frame)).await.expect("send raw frame");
-        let ending = read_until_end(&mut ws, Duration::from_secs(5)).await;
+        let ending = read_until_end(&mut ws, Duration::from_secs(30)).await;
         assert!(ending.ended, "connection left open after invalid UTF-8: {ending:?}");
         assert_eq!(ending.close_code, Some(1007), "{ending:?}");
     }
@@ -234,7 +234,7 @@ async fn oversized_messages_close_with_1009() {
     )))
     .await
     .expect("send");
-    let ending = read_until_end(&mut ws, Duration::from_secs(5)).await;
+    let ending = read_until_end(&mut ws, Duration::from_secs(30)).await;
     assert_eq!(ending.close_code, Some(1009), "{ending:?}");
     assert!(
         ending
@@ -267,7 +267,7 @@ async fn oversized_messages_close_with_1009() {
             break;
         }
     }
-    let ending = read_until_end(&mut ws, Duration::from_secs(5)).await;
+    let ending = read_until_end(&mut ws, Duration::from_secs(30)).await;
     assert_eq!(ending.close_code, Some(1009), "fragments: {ending:?}");
 
     // A frame header announcing 2^40 bytes: refused from the header alone,
@@ -280,7 +280,7 @@ async fn oversized_messages_close_with_1009() {
     header.extend_from_slice(&(1u64 << 40).to_be_bytes());
     header.extend_from_slice(&[1, 2, 3, 4]);
     s.write_all(&header).await.expect("write header");
-    assert_eq!(close_code_raw(&mut s, Duration::from_secs(5)).await, Some(1009));
+    assert_eq!(close_code_raw(&mut s, Duration::from_secs(30)).await, Some(1009));
 
     // The relay is fine.
     let mut c = Client::connect(&gw.url).await;
@@ -306,14 +306,14 @@ async fn permessage_deflate_is_never_negotiated() {
         "{head}"
     );
     // The AUTH challenge arrives first.
-    let (op, _) = server_frame(&mut s, Duration::from_secs(5)).await.expect("AUTH frame");
+    let (op, _) = server_frame(&mut s, Duration::from_secs(30)).await.expect("AUTH frame");
     assert_eq!(op, 0x1);
     // A "compressed" frame: deflate of a long run of zeros, RSV1 set.
     let bomb = [
         0xed, 0xc1, 0x01, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x90, 0xfe, 0xaf, 0xee, 0x01,
     ];
     s.write_all(&client_frame(true, true, 0x1, &bomb)).await.expect("write");
-    assert_eq!(close_code_raw(&mut s, Duration::from_secs(5)).await, Some(1002));
+    assert_eq!(close_code_raw(&mut s, Duration::from_secs(30)).await, Some(1002));
 }
 
 #[tokio::test]
@@ -328,10 +328,10 @@ async fn binary_and_control_frames() {
         .expect("ping");
     ws.send(Message::text(r#"["REQ","s",{"ids":[]}]"#)).await.expect("send");
     let mut saw = (false, false, false);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !(saw.0 && saw.1 && saw.2) && tokio::time::Instant::now() < deadline {
         use futures_util::StreamExt;
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) if t.contains("NOTICE") && t.contains("binary") => saw.0 = true,
             Ok(Some(Ok(Message::Pong(p)))) if p.as_ref() == &b"are you there"[..] => saw.1 = true,
             Ok(Some(Ok(Message::Text(t)))) if t.as_str() == r#"["EOSE","s"]"# => saw.2 = true,

@@ -65,20 +65,24 @@ async fn req_streams_stored_then_eose_then_live_until_close() {
     assert!(ok_frame(&publisher.publish(&live.canonical_json()).await).0);
     let e = sub.next_event("s1").await;
     assert_eq!(e["id"], hex::encode(&live.id).as_str());
-    // Non-matching events are not delivered; CLOSE ends delivery.
+    // Non-matching events are not delivered; CLOSE ends delivery. Proof
+    // without waiting for a silence: a second subscription on the same
+    // connection sees a later event, and nothing for `s1` came before it.
+    // (When a publish is answered OK, its event is already queued to every
+    // matching subscription of the gateway, in publish order.)
     publisher
         .publish(&keys.sign(now(), 7, vec![], "+").canonical_json())
         .await;
     sub.send(&json!(["CLOSE", "s1"])).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    publisher
-        .publish(&keys.sign(now(), 1, vec![], "after close").canonical_json())
-        .await;
-    let extra = sub.try_recv(Duration::from_millis(700)).await;
-    assert!(
-        extra.is_none() || extra.as_ref().is_some_and(|f| f[0] != "EVENT"),
-        "{extra:?}"
-    );
+    sub.req("after", &[json!({"kinds": [9]})]).await.expect("req");
+    let after_close = keys.sign(now(), 1, vec![], "after close");
+    assert!(ok_frame(&publisher.publish(&after_close.canonical_json()).await).0);
+    let marker = keys.sign(now(), 9, vec![], "marker");
+    assert!(ok_frame(&publisher.publish(&marker.canonical_json()).await).0);
+    let f = sub.recv().await;
+    assert_eq!(f[0], "EVENT", "{f}");
+    assert_eq!(f[1], "after", "nothing reaches a closed subscription: {f}");
+    assert_eq!(f[2]["id"], hex::encode(&marker.id).as_str());
 }
 
 #[tokio::test]
@@ -109,13 +113,16 @@ async fn kind_classes_over_the_wire() {
     let mut c = Client::connect(&gw.url).await;
     let t = now() - 100;
 
-    // Replaceable: newest wins, older is refused with duplicate:.
+    // Replaceable: newest wins, an older one is refused (blocked:), the
+    // stored one sent again is a duplicate, which NIP-01 answers `true`.
     let p1 = keys.sign(t, 0, vec![], "{\"name\":\"a\"}");
     let p2 = keys.sign(t + 1, 0, vec![], "{\"name\":\"b\"}");
     assert!(ok_frame(&c.publish(&p1.canonical_json()).await).0);
     assert!(ok_frame(&c.publish(&p2.canonical_json()).await).0);
     let (ok, msg) = ok_frame(&c.publish(&p1.canonical_json()).await);
-    assert!(!ok && msg.starts_with("duplicate:"), "{msg}");
+    assert!(!ok && msg.starts_with("blocked: have a newer version"), "{msg}");
+    let (ok, msg) = ok_frame(&c.publish(&p2.canonical_json()).await);
+    assert!(ok && msg.starts_with("duplicate: "), "{msg}");
     assert_eq!(
         ids(&c.req("p", &[json!({"kinds": [0]})]).await.expect("req")),
         vec![hex::encode(&p2.id)]
@@ -305,11 +312,18 @@ async fn health_and_metrics() {
         "nostr_gateway_messages_total{verb=\"EVENT\"} 2",
         "nostr_gateway_messages_total{verb=\"REQ\"} 1",
         "nostr_gateway_events_total{result=\"accepted\",reason=\"\"} 1",
-        "nostr_gateway_events_total{result=\"rejected\",reason=\"duplicate\"} 1",
+        "nostr_gateway_events_total{result=\"accepted\",reason=\"duplicate\"} 1",
+        "nostr_gateway_subscriptions 1",
+        "nostr_gateway_pool_max 8",
     ] {
         assert!(body.lines().any(|l| l == line), "/metrics lacks `{line}`:\n{body}");
     }
     for family in [
+        "nostr_gateway_pool_connections ",
+        "nostr_gateway_pool_idle ",
+        "nostr_gateway_pool_waiting ",
+        "nostr_gateway_live_caught_up_total ",
+        "nostr_gateway_live_gaps_closed_total ",
         "nostr_gateway_query_seconds_bucket",
         "nostr_gateway_publish_seconds_bucket",
         "nostr_gateway_slow_clients_dropped_total",

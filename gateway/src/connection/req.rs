@@ -4,12 +4,12 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use nostr_pg_core::{hex, Filters};
+use nostr_pg_core::access::RESTRICTED_KINDS;
+use nostr_pg_core::hex;
 use serde_json::value::RawValue;
 
 use super::Session;
 use crate::db::CancelSlot;
-use crate::fanout::RESTRICTED_KINDS;
 use crate::protocol;
 use crate::query_task::{QueryMsg, QueryTask};
 use crate::reply::Prefix;
@@ -33,11 +33,16 @@ impl Session {
                 Prefix::Error.with(format!("too many open subscriptions (at most {max})")),
             ));
         }
+        if !is_count && !relay.fanout.is_ready() {
+            return self.out.push(closed(
+                Prefix::Error.with("live delivery is not ready yet (the database is unreachable); try again"),
+            ));
+        }
         let (filters, json) = match protocol::parse_filters(raw_filters, &sub_id, relay.config.limits.max_limit) {
             Ok(pair) => pair,
             Err(refusal) => return self.out.push(refusal.reply()),
         };
-        let allowed = if relay.config.auth.restrict_dm_reads {
+        let viewers = if relay.config.auth.restrict_dm_reads {
             let asks_restricted = filters.0.iter().any(|f| {
                 f.kinds
                     .as_ref()
@@ -47,13 +52,6 @@ impl Session {
                 return self.out.push(closed(
                     Prefix::AuthRequired.with("direct messages are only served to their participants"),
                 ));
-            }
-            if is_count && asks_restricted && !count_is_scoped(&filters, &self.authed) {
-                return self
-                    .out
-                    .push(closed(Prefix::Restricted.with(
-                        "COUNT of direct messages must be limited to your own pubkey (authors or #p)",
-                    )));
             }
             Some(self.authed.clone())
         } else {
@@ -83,9 +81,10 @@ impl Session {
         } else {
             // Live first, then the stored query: nothing committed in between is lost.
             relay
+                .fanout
                 .index
-                .insert(&self.handle, Arc::clone(&sub_key), filters.clone(), allowed.clone());
-            Sub::req(generation, filters, Arc::clone(&cancel))
+                .insert(&self.handle, Arc::clone(&sub_key), generation, filters, viewers.clone());
+            Sub::req(generation, Arc::clone(&cancel))
         };
         if nothing_matches {
             let frame = if is_count {
@@ -103,6 +102,7 @@ impl Session {
                 QueryMsg::Eose {
                     sub_id: Arc::clone(&sub_key),
                     generation,
+                    snapshot: None,
                 }
             };
             self.subs.insert(Arc::clone(&sub_key), sub);
@@ -117,7 +117,7 @@ impl Session {
             generation,
             json,
             cancel,
-            allowed,
+            viewers: viewers.map(|keys| keys.iter().map(|k| hex::encode(k)).collect()),
         };
         sub.set_task(tokio::spawn(if is_count {
             task.count_boxed()
@@ -125,59 +125,5 @@ impl Session {
             task.req_boxed()
         }));
         self.subs.insert(sub_key, sub);
-    }
-}
-
-/// A COUNT over restricted kinds must only count the caller's own messages:
-/// every filter naming a restricted kind needs `authors` or `#p` within the
-/// authenticated keys.
-fn count_is_scoped(filters: &Filters, authed: &[[u8; 32]]) -> bool {
-    filters.0.iter().all(|f| {
-        let restricted = f
-            .kinds
-            .as_ref()
-            .is_some_and(|k| k.iter().any(|k| RESTRICTED_KINDS.contains(k)));
-        if !restricted {
-            return true;
-        }
-        let by_author = f
-            .authors
-            .as_ref()
-            .is_some_and(|a| !a.is_empty() && a.iter().all(|k| authed.contains(k)));
-        let by_p = f.tags.iter().any(|t| {
-            t.name == "p"
-                && !t.values.is_empty()
-                && t.values
-                    .iter()
-                    .all(|v| hex::decode_fixed::<32>(v).is_some_and(|k| authed.contains(&k)))
-        });
-        by_author || by_p
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dm_counts_must_be_scoped_to_the_caller() {
-        let me = [1u8; 32];
-        let other = hex::encode(&[2u8; 32]);
-        let mine = hex::encode(&me);
-        let f = |s: &str| Filters::parse(s).unwrap_or_default();
-        assert!(count_is_scoped(&f(r#"[{"kinds":[1]}]"#), &[me]));
-        assert!(!count_is_scoped(&f(r#"[{"kinds":[4]}]"#), &[me]));
-        assert!(count_is_scoped(
-            &f(&format!(r#"[{{"kinds":[4],"authors":["{mine}"]}}]"#)),
-            &[me]
-        ));
-        assert!(count_is_scoped(
-            &f(&format!(r##"[{{"kinds":[4],"#p":["{mine}"]}}]"##)),
-            &[me]
-        ));
-        assert!(!count_is_scoped(
-            &f(&format!(r##"[{{"kinds":[4],"#p":["{mine}","{other}"]}}]"##)),
-            &[me]
-        ));
     }
 }

@@ -7,12 +7,14 @@
 //!   served event goes through it.
 //! - [`filter`]: parse NIP-01 filters and match events against them.
 //! - [`kind`]: the kind classes (regular, replaceable, ephemeral, addressable).
+//! - [`access`]: kinds whose reads can be restricted to the people involved.
 //! - [`tags`]: index keys for single-letter tags, safe for btree and text.
 //! - [`hex`]: strict lowercase hex for ids, pubkeys and signatures.
 //! - [`sign`]: signing, for tests and tools (the relay never signs).
 //!
 //! Nothing here panics on client-shaped input: every failure is a typed error.
 
+pub mod access;
 pub mod canonical;
 pub mod error;
 pub mod event;

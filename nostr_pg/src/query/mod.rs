@@ -1,13 +1,20 @@
-//! Reading events: `nostr.req` (NIP-01 REQ semantics), `nostr.count` (NIP-45),
-//! `nostr.matches` (one event against filters) and `nostr.changes` (what a
-//! notification names). How each filter is planned is in [`plan`].
+//! Reading events: `nostr.req` (NIP-01 REQ semantics), `nostr.count` (NIP-45)
+//! and `nostr.matches` (one event against filters). How each filter is
+//! planned is in [`plan`]. (What a live notification names is read with the
+//! SQL function `nostr.changes`, in `sql/schema.sql`.)
+//!
+//! `req`, `req_json` and `count` take an optional list of viewers: when it is
+//! given, events of the restricted kinds (`nostr_pg_core::access`) are only
+//! read when they involve one of the viewers, and that condition is part of
+//! each filter's query, so a page is never cut short by events the reader
+//! may not see.
 
 mod plan;
 mod statement;
 
 use std::collections::HashSet;
 
-use nostr_pg_core::{Filter, Filters};
+use nostr_pg_core::{hex, Filter, Filters};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::PgOid;
@@ -16,10 +23,29 @@ use crate::event_type::NostrEvent;
 use crate::reject::raise_invalid;
 use crate::rules::now;
 use crate::settings;
-use crate::spi_cache::{oid, read};
+use crate::spi_cache::read;
 use statement::{Param, Row, Statement};
 
-pub use plan::UNSEARCHED_KINDS_SQL;
+pub use plan::unsearched_kinds_sql;
+
+/// Who is reading, when reads of restricted kinds are restricted: their
+/// authenticated pubkeys (possibly none).
+pub struct Viewers(pub Vec<[u8; 32]>);
+
+fn parse_viewers(viewers: Option<Vec<Option<String>>>, funcname: &'static str) -> Option<Viewers> {
+    let list = viewers?;
+    let mut keys = Vec::with_capacity(list.len());
+    for v in list.into_iter().flatten() {
+        match hex::decode_fixed::<32>(&v) {
+            Some(k) => keys.push(k),
+            None => raise_invalid(
+                format!("viewer {v:?} is not a 64-character lowercase hex pubkey"),
+                funcname,
+            ),
+        }
+    }
+    Some(Viewers(keys))
+}
 
 /// Newest first, lowest id on ties, no duplicates, at most `limit`.
 pub(crate) fn order_and_limit(mut rows: Vec<Row>, limit: i64) -> Vec<Row> {
@@ -47,7 +73,7 @@ fn filter_cap() -> usize {
 }
 
 /// The events a REQ with `filters` returns, in REQ order.
-fn req_rows(filters: &str) -> Vec<Row> {
+fn req_rows(filters: &str, viewers: Option<&Viewers>) -> Vec<Row> {
     let filters = parse_filters(filters);
     let max = i64::from(settings::MAX_LIMIT.get());
     let now = now();
@@ -56,7 +82,7 @@ fn req_rows(filters: &str) -> Vec<Row> {
         for f in &filters.0 {
             pg_sys::check_for_interrupts!();
             let limit = f.limit.map_or(max, |l| i64::try_from(l).unwrap_or(max).min(max));
-            all.extend(plan::run_filter(client, f, limit, now)?);
+            all.extend(plan::run_filter(client, f, limit, now, viewers)?);
         }
         Ok::<_, pgrx::spi::SpiError>(order_and_limit(all, i64::MAX))
     });
@@ -68,22 +94,44 @@ fn req_rows(filters: &str) -> Vec<Row> {
 
 /// NIP-01 REQ: `filters` is a JSON array of filter objects (or one object).
 /// Per-filter limit (capped by `nostr.max_limit`), union without duplicates,
-/// newest first with the lowest id first on equal timestamps.
-#[pg_extern(stable, strict, parallel_safe)]
-fn req(filters: &str) -> SetOfIterator<'static, NostrEvent> {
-    SetOfIterator::new(req_rows(filters).into_iter().map(|r| r.event))
+/// newest first with the lowest id first on equal timestamps. `viewers`
+/// (hex pubkeys), when not NULL, restricts the restricted kinds to events
+/// involving one of them.
+#[pg_extern(stable, parallel_safe)]
+fn req(
+    filters: Option<&str>,
+    viewers: default!(Option<Vec<Option<String>>>, "NULL"),
+) -> SetOfIterator<'static, NostrEvent> {
+    let Some(filters) = filters else {
+        return SetOfIterator::new(Vec::new());
+    };
+    let viewers = parse_viewers(viewers, "nostr.req");
+    SetOfIterator::new(req_rows(filters, viewers.as_ref()).into_iter().map(|r| r.event))
 }
 
 /// Like `req`, as canonical event JSON (what a relay sends in `EVENT`).
-#[pg_extern(stable, strict, parallel_safe)]
-fn req_json(filters: &str) -> SetOfIterator<'static, String> {
-    SetOfIterator::new(req_rows(filters).into_iter().map(|r| r.event.canonical_json()))
+#[pg_extern(stable, parallel_safe)]
+fn req_json(
+    filters: Option<&str>,
+    viewers: default!(Option<Vec<Option<String>>>, "NULL"),
+) -> SetOfIterator<'static, String> {
+    let Some(filters) = filters else {
+        return SetOfIterator::new(Vec::new());
+    };
+    let viewers = parse_viewers(viewers, "nostr.req_json");
+    SetOfIterator::new(
+        req_rows(filters, viewers.as_ref())
+            .into_iter()
+            .map(|r| r.event.canonical_json()),
+    )
 }
 
-/// NIP-45 COUNT: distinct events matching any filter (limits ignored).
-#[pg_extern(stable, strict, parallel_safe)]
-fn count(filters: &str) -> i64 {
-    let filters = parse_filters(filters);
+/// NIP-45 COUNT: distinct events matching any filter (limits ignored), with
+/// the same `viewers` restriction as `req`.
+#[pg_extern(stable, parallel_safe)]
+fn count(filters: Option<&str>, viewers: default!(Option<Vec<Option<String>>>, "NULL")) -> Option<i64> {
+    let filters = parse_filters(filters?);
+    let viewers = parse_viewers(viewers, "nostr.count");
     let now = now();
     let mut st = Statement::default();
     let mut parts = Vec::new();
@@ -92,19 +140,34 @@ fn count(filters: &str) -> i64 {
             conditions: Vec::new(),
             params: std::mem::take(&mut st.params),
         };
-        parts.push(plan::count_query(&mut one, f, now));
+        parts.push(plan::count_query(&mut one, f, now, viewers.as_ref()));
         st.params = one.params;
     }
     if parts.is_empty() {
-        return 0;
+        return Some(0);
     }
     let sql = format!("SELECT count(*) FROM ({}) matched", parts.join(" UNION "));
     let types: Vec<PgOid> = st.params.iter().map(Param::oid).collect();
     let args: Vec<DatumWithOid<'_>> = st.params.iter().map(Param::datum).collect();
     let result = Spi::connect(|client| read(client, &sql, &types, &args)?.first().get_one::<i64>());
     match result {
-        Ok(n) => n.unwrap_or(0),
+        Ok(n) => Some(n.unwrap_or(0)),
         Err(e) => raise_invalid(format!("count failed: {e}"), "nostr.count"),
+    }
+}
+
+/// How `filter` (one filter object) would be read: `nothing`, `unordered`,
+/// `newest`, or `ordered(...)` naming the index fields that drive it. Like
+/// EXPLAIN for the filter planner; used by the tests that check each plan.
+#[pg_extern(stable, strict, parallel_safe)]
+fn _filter_plan(filter: &str) -> String {
+    let f = match Filter::parse(filter) {
+        Ok(f) => f,
+        Err(e) => raise_invalid(e.to_string(), "nostr._filter_plan"),
+    };
+    match Spi::connect(|client| plan::choose(client, &f).map(|p| p.label())) {
+        Ok(label) => label,
+        Err(e) => raise_invalid(format!("planning failed: {e}"), "nostr._filter_plan"),
     }
 }
 
@@ -115,32 +178,4 @@ fn count(filters: &str) -> i64 {
 fn matches(event: NostrEvent, filter: &str) -> bool {
     let filters = parse_filters(filter);
     filters.matches(&event.event())
-}
-
-/// Canonical JSON of the stored and ephemeral events with `lo <= seq <= hi`
-/// (what a `nostr_events` notification names), in sequence order.
-#[pg_extern(stable, strict, parallel_safe)]
-fn changes(lo: i64, hi: i64) -> SetOfIterator<'static, String> {
-    let result = Spi::connect(|client| {
-        let b = oid::<i64>();
-        let rows = read(
-            client,
-            "SELECT event FROM (SELECT seq, event FROM nostr.events WHERE seq BETWEEN $1 AND $2 \
-             AND (expires_at IS NULL OR expires_at > $3) \
-             UNION ALL SELECT seq, event FROM nostr.ephemeral_events WHERE seq BETWEEN $1 AND $2) c ORDER BY seq",
-            &[b, b, b],
-            &[lo.into(), hi.into(), now().into()],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some(e) = r.get::<NostrEvent>(1)? {
-                out.push(e.canonical_json());
-            }
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    });
-    match result {
-        Ok(rows) => SetOfIterator::new(rows),
-        Err(e) => raise_invalid(format!("changes failed: {e}"), "nostr.changes"),
-    }
 }

@@ -17,23 +17,29 @@
 //!   read millions of rows for few matches; the filter is then read with
 //!   bitmap index intersections (GIN on tags, btrees) and sorted afterwards.
 
+use nostr_pg_core::access::RESTRICTED_KINDS;
 use nostr_pg_core::filter::TagCondition;
-use nostr_pg_core::Filter;
+use nostr_pg_core::kind::UNSEARCHED;
+use nostr_pg_core::{tags, Filter};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 
 use super::statement::{where_clause, Param, Row, Statement};
+use super::Viewers;
 
 /// Above this many scans a driver is not used (its list becomes `= ANY`).
 const MAX_SCANS: usize = 64;
 /// Probes count at most this many rows per scan.
 const PROBE_CAP: i64 = 1000;
 
-/// The kinds full-text search does not index (no prose in their content):
-/// contact lists, encrypted DMs, deletions, reposts, reactions, gift wraps,
-/// zap receipts. Must match the predicate of `events_search_idx` in
-/// sql/schema.sql word for word, or the planner will not use the index.
-pub const UNSEARCHED_KINDS_SQL: &str = "e.kind NOT IN (3, 4, 5, 6, 7, 1059, 9735)";
+/// The kinds full-text search does not index (`nostr_pg_core::kind::UNSEARCHED`)
+/// as the SQL condition the planner needs: it must match the predicate of
+/// `events_search_idx` in sql/schema.sql word for word, or the planner will
+/// not use the index (a pg_test ties the two).
+pub fn unsearched_kinds_sql() -> String {
+    let list: Vec<String> = UNSEARCHED.iter().map(u16::to_string).collect();
+    format!("e.kind NOT IN ({})", list.join(", "))
+}
 
 /// One ordered range scan: equality on these, then `created_at` order.
 #[derive(Debug, Clone)]
@@ -45,7 +51,7 @@ struct Scan {
 
 /// A way to drive a filter, and what it covers of the filter.
 #[derive(Debug, Clone)]
-struct Driver<'f> {
+pub struct Driver<'f> {
     scans: Vec<Scan>,
     tag: Option<&'f TagCondition>,
     authors: bool,
@@ -154,7 +160,7 @@ fn leaves_conditions(f: &Filter, d: &Driver<'_>) -> bool {
 
 /// The filter's conditions as WHERE fragments on `nostr.events e`, except
 /// those the driver applies through its index.
-fn add_conditions(st: &mut Statement, f: &Filter, d: Option<&Driver<'_>>, now: i64) {
+fn add_conditions(st: &mut Statement, f: &Filter, d: Option<&Driver<'_>>, now: i64, viewers: Option<&Viewers>) {
     if let Some(ids) = &f.ids {
         st.add(
             "e.id = ANY($?)",
@@ -186,13 +192,33 @@ fn add_conditions(st: &mut Statement, f: &Filter, d: Option<&Driver<'_>>, now: i
         st.add("e.tags && $?", Param::TextList(t.index_keys()));
     }
     if let Some(q) = &f.search {
-        st.conditions.push(UNSEARCHED_KINDS_SQL.to_owned());
+        st.conditions.push(unsearched_kinds_sql());
         st.add(
             "to_tsvector('simple', nostr.search_text(e.event)) @@ websearch_to_tsquery('simple', $?)",
             Param::Text(q.clone()),
         );
     }
     st.add("(e.expires_at IS NULL OR e.expires_at > $?)", Param::Big(now));
+    if let Some(v) = viewers {
+        restrict_to(st, v);
+    }
+}
+
+/// Events of the restricted kinds only when authored by or `p`-tagging one of
+/// the viewers (the SQL form of `nostr_pg_core::access::readable`).
+fn restrict_to(st: &mut Statement, viewers: &Viewers) {
+    let kinds = st.placeholder(Param::IntList(RESTRICTED_KINDS.iter().map(|k| i32::from(*k)).collect()));
+    let authors = st.placeholder(Param::BytesList(viewers.0.iter().map(|k| k.to_vec()).collect()));
+    let p_tags = st.placeholder(Param::TextList(
+        viewers
+            .0
+            .iter()
+            .map(|k| tags::key("p", &nostr_pg_core::hex::encode(k)))
+            .collect(),
+    ));
+    st.conditions.push(format!(
+        "(e.kind <> ALL({kinds}) OR e.pubkey = ANY({authors}) OR e.tags && {p_tags})"
+    ));
 }
 
 /// Equality and time conditions of one scan, on the side table (`t.`) or on
@@ -265,53 +291,101 @@ fn cheapest<'f>(client: &SpiClient<'_>, f: &Filter, cands: Vec<Driver<'f>>) -> S
     Ok(best.map(|(d, _, capped)| (d, capped)))
 }
 
-/// The events of one filter, newest first, lowest id on ties, at most `limit`.
-pub fn run_filter(client: &SpiClient<'_>, f: &Filter, limit: i64, now: i64) -> SpiResult<Vec<Row>> {
+/// How one filter is read.
+#[derive(Debug, Clone)]
+pub enum Plan<'f> {
+    /// The filter matches nothing (an empty list): no query at all.
+    Nothing,
+    /// Every condition in one statement, sorted afterwards (ids, search, or a
+    /// driver too big to walk while other conditions remain).
+    Unordered,
+    /// One ordered range scan per value of the driving list.
+    Ordered(Driver<'f>),
+    /// No list at all: the newest events, walked in `created_at` order.
+    Newest,
+}
+
+impl Plan<'_> {
+    /// A short name for the plan, for `nostr._filter_plan` (and its tests):
+    /// `nothing`, `unordered`, `newest`, or `ordered(<what drives>)` with the
+    /// index fields of the scans, e.g. `ordered(tag,kind)`.
+    pub fn label(&self) -> String {
+        match self {
+            Plan::Nothing => "nothing".into(),
+            Plan::Unordered => "unordered".into(),
+            Plan::Newest => "newest".into(),
+            Plan::Ordered(d) => {
+                let mut parts = Vec::new();
+                if d.tag.is_some() {
+                    parts.push("tag");
+                }
+                if d.authors {
+                    parts.push("author");
+                }
+                if d.kinds {
+                    parts.push("kind");
+                }
+                format!("ordered({})", parts.join(","))
+            }
+        }
+    }
+}
+
+/// Chooses how to read `f` (probing index ranges when several drivers are
+/// possible).
+pub fn choose<'f>(client: &SpiClient<'_>, f: &'f Filter) -> SpiResult<Plan<'f>> {
     if f.is_empty_set() {
-        return Ok(Vec::new());
+        return Ok(Plan::Nothing);
     }
     if f.ids.is_some() {
         // Primary-key lookups: few rows, whatever else the filter says.
-        return unordered(client, f, limit, now);
+        return Ok(Plan::Unordered);
     }
     let cands = candidates(f);
-    let chosen = match cands.as_slice() {
-        [] if f.search.is_some() || !f.tags.is_empty() || f.authors.is_some() || f.kinds.is_some() => {
-            return unordered(client, f, limit, now)
-        }
-        [] => None,
-        [only] if !leaves_conditions(f, only) => Some(only.clone()),
+    Ok(match cands.as_slice() {
+        [] if f.search.is_some() || !f.tags.is_empty() || f.authors.is_some() || f.kinds.is_some() => Plan::Unordered,
+        [] => Plan::Newest,
+        [only] if !leaves_conditions(f, only) => Plan::Ordered(only.clone()),
         _ => match cheapest(client, f, cands)? {
-            Some((d, true)) if leaves_conditions(f, &d) => return unordered(client, f, limit, now),
-            Some((d, _)) => Some(d),
-            None => None,
+            Some((d, true)) if leaves_conditions(f, &d) => Plan::Unordered,
+            Some((d, _)) => Plan::Ordered(d),
+            None => Plan::Newest,
         },
-    };
+    })
+}
+
+/// The events of one filter, newest first, lowest id on ties, at most `limit`.
+pub fn run_filter(
+    client: &SpiClient<'_>,
+    f: &Filter,
+    limit: i64,
+    now: i64,
+    viewers: Option<&Viewers>,
+) -> SpiResult<Vec<Row>> {
     let mut rows = Vec::new();
-    match chosen {
-        Some(d) => {
+    match choose(client, f)? {
+        Plan::Nothing => return Ok(rows),
+        Plan::Unordered => return unordered(client, f, limit, now, viewers),
+        Plan::Ordered(d) => {
             for scan in &d.scans {
                 pg_sys::check_for_interrupts!();
-                rows.extend(ordered_scan(client, f, &d, scan, limit, now)?);
+                rows.extend(ordered_scan(client, f, &d, scan, limit, now, viewers)?);
             }
         }
-        None => rows.extend(ordered_scan(
-            client,
-            f,
-            &Driver {
+        Plan::Newest => {
+            let none = Driver {
                 scans: vec![],
                 tag: None,
                 authors: false,
                 kinds: false,
-            },
-            &Scan {
+            };
+            let all = Scan {
                 tag: None,
                 author: None,
                 kind: None,
-            },
-            limit,
-            now,
-        )?),
+            };
+            rows.extend(ordered_scan(client, f, &none, &all, limit, now, viewers)?);
+        }
     }
     Ok(super::order_and_limit(rows, limit))
 }
@@ -324,10 +398,11 @@ fn ordered_scan(
     scan: &Scan,
     limit: i64,
     now: i64,
+    viewers: Option<&Viewers>,
 ) -> SpiResult<Vec<Row>> {
     let mut st = Statement::default();
     scan_conditions(&mut st, scan, f);
-    add_conditions(&mut st, f, Some(d), now);
+    add_conditions(&mut st, f, Some(d), now, viewers);
     let lim = st.placeholder(Param::Big(limit));
     let sql = if scan.tag.is_some() {
         format!(
@@ -350,9 +425,15 @@ fn ordered_scan(
 /// walking the `created_at` index in order for a LIMIT, which is the slow
 /// plan when matches are rare; only ids and timestamps are sorted, and events
 /// are fetched for the `limit` winners.
-fn unordered(client: &SpiClient<'_>, f: &Filter, limit: i64, now: i64) -> SpiResult<Vec<Row>> {
+fn unordered(
+    client: &SpiClient<'_>,
+    f: &Filter,
+    limit: i64,
+    now: i64,
+    viewers: Option<&Viewers>,
+) -> SpiResult<Vec<Row>> {
     let mut st = Statement::default();
-    add_conditions(&mut st, f, None, now);
+    add_conditions(&mut st, f, None, now, viewers);
     let lim = st.placeholder(Param::Big(limit));
     let sql = format!(
         "WITH m AS MATERIALIZED (\
@@ -365,7 +446,7 @@ fn unordered(client: &SpiClient<'_>, f: &Filter, limit: i64, now: i64) -> SpiRes
 }
 
 /// The WHERE clause of a filter for COUNT (no driver: every condition).
-pub fn count_query(st: &mut Statement, f: &Filter, now: i64) -> String {
-    add_conditions(st, f, None, now);
+pub fn count_query(st: &mut Statement, f: &Filter, now: i64, viewers: Option<&Viewers>) -> String {
+    add_conditions(st, f, None, now, viewers);
     format!("SELECT e.id FROM nostr.events e WHERE {}", where_clause(st))
 }

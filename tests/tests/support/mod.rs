@@ -65,7 +65,7 @@ pub async fn row_counts(db: &tokio_postgres::Client) -> Vec<(String, i64)> {
     for table in [
         "events",
         "event_tags",
-        "ephemeral_events",
+        "transit",
         "deleted_ids",
         "deleted_addresses",
         "vanished",

@@ -1,7 +1,8 @@
 use super::*;
 use nostr_pg_core::sign::{tags, Keys};
+use tokio::sync::mpsc;
 
-fn conn(id: ConnId, cap: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Delivery>) {
+fn conn(id: ConnId, cap: usize) -> (Arc<ConnHandle>, mpsc::Receiver<LiveMsg>) {
     ConnHandle::new(id, cap)
 }
 
@@ -13,6 +14,7 @@ fn live(event: Event) -> Arc<LiveEvent> {
     Arc::new(LiveEvent {
         json: event.canonical_json(),
         event,
+        xid: 1,
     })
 }
 
@@ -20,7 +22,7 @@ fn subs_of(index: &SubIndex, event: &Event) -> Vec<(ConnId, String)> {
     let mut v: Vec<_> = index
         .matching(event)
         .into_iter()
-        .map(|(c, s)| (c.id, s.to_string()))
+        .map(|t| (t.conn.id, t.sub_id.to_string()))
         .collect();
     v.sort();
     v
@@ -36,23 +38,31 @@ fn index_finds_subscriptions_by_every_field() {
     let note = alice.sign(100, 1, tags(&[&["t", "nostr"], &["e", &"0".repeat(64)]]), "hello");
     let id = hex::encode(note.id);
     let a = hex::encode(alice.pubkey());
-    index.insert(&c1, "by-id".into(), filters(&format!(r#"[{{"ids":["{id}"]}}]"#)), None);
+    index.insert(
+        &c1,
+        "by-id".into(),
+        1,
+        filters(&format!(r#"[{{"ids":["{id}"]}}]"#)),
+        None,
+    );
     index.insert(
         &c1,
         "by-author".into(),
+        1,
         filters(&format!(r#"[{{"authors":["{a}"],"kinds":[1]}}]"#)),
         None,
     );
     index.insert(
         &c1,
         "by-kind".into(),
+        1,
         filters(r#"[{"kinds":[7]},{"kinds":[1],"since":50}]"#),
         None,
     );
-    index.insert(&c2, "by-tag".into(), filters(r##"[{"#t":["nostr"]}]"##), None);
-    index.insert(&c2, "all".into(), filters(r#"[{}]"#), None);
-    index.insert(&c2, "too-late".into(), filters(r#"[{"since":200}]"#), None);
-    index.insert(&c2, "empty".into(), filters(r#"[{"kinds":[]}]"#), None);
+    index.insert(&c2, "by-tag".into(), 1, filters(r##"[{"#t":["nostr"]}]"##), None);
+    index.insert(&c2, "all".into(), 1, filters(r#"[{}]"#), None);
+    index.insert(&c2, "too-late".into(), 1, filters(r#"[{"since":200}]"#), None);
+    index.insert(&c2, "empty".into(), 1, filters(r#"[{"kinds":[]}]"#), None);
 
     let expect = |v: &[(ConnId, &str)]| v.iter().map(|(c, s)| (*c, (*s).to_owned())).collect::<Vec<_>>();
     assert_eq!(
@@ -84,8 +94,8 @@ fn limit_zero_subscriptions_get_live_events() {
     let keys = Keys::from_seed("l0");
     let (c, _r) = conn(1, 8);
     let index = SubIndex::new();
-    index.insert(&c, "live-only".into(), filters(r#"[{"kinds":[1],"limit":0}]"#), None);
-    index.insert(&c, "never".into(), filters(r#"[{"since":5,"until":4}]"#), None);
+    index.insert(&c, "live-only".into(), 1, filters(r#"[{"kinds":[1],"limit":0}]"#), None);
+    index.insert(&c, "never".into(), 1, filters(r#"[{"since":5,"until":4}]"#), None);
     assert_eq!(
         subs_of(&index, &keys.sign(4, 1, vec![], "")),
         vec![(1, "live-only".to_owned())]
@@ -97,8 +107,8 @@ fn replacing_a_subscription_replaces_its_filters() {
     let keys = Keys::from_seed("r");
     let (c, _r) = conn(1, 8);
     let index = SubIndex::new();
-    index.insert(&c, "s".into(), filters(r#"[{"kinds":[1]}]"#), None);
-    index.insert(&c, "s".into(), filters(r#"[{"kinds":[2]}]"#), None);
+    index.insert(&c, "s".into(), 1, filters(r#"[{"kinds":[1]}]"#), None);
+    index.insert(&c, "s".into(), 1, filters(r#"[{"kinds":[2]}]"#), None);
     assert!(index.matching(&keys.sign(1, 1, vec![], "")).is_empty());
     assert_eq!(index.matching(&keys.sign(1, 2, vec![], "")).len(), 1);
     assert_eq!(index.len(), 1);
@@ -115,12 +125,13 @@ fn restricted_kinds_reach_only_involved_pubkeys() {
     index.insert(
         &c,
         "bob".into(),
+        1,
         filters(r#"[{"kinds":[4]}]"#),
         Some(vec![bob.pubkey()]),
     );
-    index.insert(&c, "carol".into(), filters(r#"[{}]"#), Some(vec![carol.pubkey()]));
-    index.insert(&c, "anon".into(), filters(r#"[{}]"#), Some(vec![]));
-    index.insert(&c, "open".into(), filters(r#"[{}]"#), None);
+    index.insert(&c, "carol".into(), 1, filters(r#"[{}]"#), Some(vec![carol.pubkey()]));
+    index.insert(&c, "anon".into(), 1, filters(r#"[{}]"#), Some(vec![]));
+    index.insert(&c, "open".into(), 1, filters(r#"[{}]"#), None);
     let got: Vec<String> = subs_of(&index, &dm).into_iter().map(|(_, s)| s).collect();
     assert_eq!(got, vec!["bob".to_owned(), "open".to_owned()]);
     let note = carol.sign(1, 1, vec![], "public");
@@ -134,8 +145,8 @@ fn full_queues_get_their_connection_kicked() {
     let (fast, mut fast_rx) = conn(2, 8);
     let index = SubIndex::new();
     let metrics = Metrics::new();
-    index.insert(&slow, "s".into(), filters(r#"[{}]"#), None);
-    index.insert(&fast, "f".into(), filters(r#"[{}]"#), None);
+    index.insert(&slow, "s".into(), 1, filters(r#"[{}]"#), None);
+    index.insert(&fast, "f".into(), 1, filters(r#"[{}]"#), None);
     index.dispatch(&live(keys.sign(1, 1, vec![], "a")), &metrics);
     assert!(!slow.is_kicked());
     index.dispatch(&live(keys.sign(2, 1, vec![], "b")), &metrics);
@@ -147,29 +158,24 @@ fn full_queues_get_their_connection_kicked() {
 }
 
 #[test]
-fn recent_ids_forget_the_oldest() {
-    let mut r = RecentIds::new(2);
-    assert!(r.insert([1; 32]));
-    assert!(!r.insert([1; 32]));
-    assert!(r.insert([2; 32]));
-    assert!(r.insert([3; 32]));
-    assert!(r.insert([1; 32]), "evicted, so new again");
-}
-
-#[test]
-fn payloads_and_ranges() {
-    assert_eq!(parse_range("5:9"), Some((5, 9)));
-    assert_eq!(parse_range(" 7:7 "), Some((7, 7)));
-    assert_eq!(parse_range("9:5"), None);
-    assert_eq!(parse_range("x:5"), None);
-    assert_eq!(parse_range("5"), None);
-    assert_eq!(
-        merge_ranges(vec![(10, 20), (1, 5), (15, 30), (1000, 1001)]),
-        vec![(1, 30), (1000, 1001)]
-    );
-    assert_eq!(
-        merge_ranges(vec![(1, 1), (100_000, 100_001)]),
-        vec![(1, 1), (100_000, 100_001)]
-    );
-    assert_eq!(merge_ranges(vec![]), vec![]);
+fn close_all_ends_every_subscription_with_its_generation() {
+    let (c1, mut r1) = conn(1, 8);
+    let (c2, mut r2) = conn(2, 8);
+    let index = SubIndex::new();
+    index.insert(&c1, "a".into(), 3, filters(r#"[{"kinds":[1]}]"#), None);
+    index.insert(&c2, "b".into(), 7, filters(r#"[{}]"#), None);
+    assert_eq!(index.close_all("error: lost"), 2);
+    assert!(index.is_empty());
+    assert!(index.read().postings.is_empty());
+    match r1.try_recv() {
+        Ok(LiveMsg::Closed {
+            sub_id,
+            generation,
+            message,
+        }) => {
+            assert_eq!((&*sub_id, generation, &*message), ("a", 3, "error: lost"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(r2.try_recv(), Ok(LiveMsg::Closed { generation: 7, .. })));
 }

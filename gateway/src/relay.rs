@@ -1,0 +1,72 @@
+//! [`Relay`]: everything one gateway owns (pool, publisher, fanout, metrics,
+//! limits), shared by all its connections. No globals: several gateways can
+//! run in one process.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use nostr_pg_core::Verifier;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::fanout::Fanout;
+use crate::limits::{ConnectionCounter, KeyedLimiter};
+use crate::metrics::{Gauges, Metrics};
+use crate::publisher::Publisher;
+
+/// State shared by every connection of one gateway.
+pub struct Relay {
+    pub config: Config,
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    pub fanout: Arc<Fanout>,
+    pub publisher: Publisher,
+    pub verifier: Verifier,
+    pub ip_limiter: KeyedLimiter<IpAddr>,
+    pub pubkey_limiter: KeyedLimiter<[u8; 32]>,
+    pub req_limiter: KeyedLimiter<IpAddr>,
+    pub connections: Arc<ConnectionCounter>,
+    /// The NIP-11 document, serialised once.
+    pub info_json: String,
+    /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
+    pub relay_host: Option<String>,
+    next_conn: AtomicU64,
+}
+
+impl Relay {
+    pub fn new(config: Config, db: Db, metrics: Arc<Metrics>, fanout: Arc<Fanout>, publisher: Publisher) -> Relay {
+        let l = &config.limits;
+        Relay {
+            ip_limiter: KeyedLimiter::new(l.events_per_second_per_ip, l.event_burst_per_ip),
+            pubkey_limiter: KeyedLimiter::new(l.events_per_second_per_pubkey, l.event_burst_per_pubkey),
+            req_limiter: KeyedLimiter::new(l.reqs_per_second_per_ip, l.req_burst_per_ip),
+            connections: Arc::new(ConnectionCounter::new(l.max_connections, l.max_connections_per_ip)),
+            info_json: crate::http::relay_info(&config).to_string(),
+            relay_host: crate::auth::host_of(&config.relay_url),
+            verifier: Verifier::new(),
+            next_conn: AtomicU64::new(1),
+            config,
+            db,
+            metrics,
+            fanout,
+            publisher,
+        }
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Relaxed)
+    }
+
+    /// The gauges `/metrics` shows, read now.
+    pub fn gauges(&self) -> Gauges {
+        let pool = self.db.status();
+        Gauges {
+            pool_max: pool.max_size,
+            pool_open: pool.size,
+            pool_idle: pool.available,
+            pool_waiting: pool.waiting,
+            subscriptions: self.fanout.index.len(),
+        }
+    }
+}

@@ -1,2 +1,0 @@
--- NIP-45 COUNT.
-SELECT nostr.count($1::text)
