@@ -1,5 +1,8 @@
 //! NIP-42 authentication through the gateway, NIP-70 protected events, and the
 //! optional restriction of direct-message reads to their participants.
+// Test helpers expect freely: a failed expectation is a failed test (the
+// workspace's expect_used lint is for code clients and the database reach).
+#![allow(clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -81,7 +84,7 @@ async fn direct_messages_are_served_only_to_their_participants() {
 
     let filter = json!({"kinds": [4]});
     let mut anon = Client::connect(&gw.url).await;
-    let closed = anon.req("dm", &[filter.clone()]).await.expect_err("CLOSED");
+    let closed = anon.req("dm", std::slice::from_ref(&filter)).await.expect_err("CLOSED");
     assert!(
         closed[2].as_str().unwrap_or_default().starts_with("auth-required:"),
         "{closed}"
@@ -89,7 +92,11 @@ async fn direct_messages_are_served_only_to_their_participants() {
 
     let mut outsider = Client::connect(&gw.url).await;
     authenticate(&mut outsider, &gw.url, &eve).await;
-    assert!(outsider.req("dm", &[filter.clone()]).await.expect("req").is_empty());
+    assert!(outsider
+        .req("dm", std::slice::from_ref(&filter))
+        .await
+        .expect("req")
+        .is_empty());
 
     let mut recipient = Client::connect(&gw.url).await;
     authenticate(&mut recipient, &gw.url, &bob).await;
