@@ -14,7 +14,7 @@
 # Options:
 #   --filter NAME  only tests whose name contains NAME (core, pg, e2e: the
 #                  test runner's filter; regress: SQL files whose name has NAME)
-#   --test FILE    core, e2e: only the test file FILE (e.g. `relay` for
+#   --test FILE    e2e: only the test file FILE (e.g. `relay` for
 #                  tests/tests/relay.rs)
 #   --database-url URL  e2e: run against this running cluster instead of a
 #                  throwaway one (also NOSTR_PG_TEST_URL); URL is a superuser
@@ -89,7 +89,7 @@ trap cleanup EXIT
 begin() { current=$1 current_start=$SECONDS; log "$1: $2"; }
 passed() { results+=("$current passed $((SECONDS - current_start))"); current=; }
 
-# Arguments for libtest (after cargo's `--`) and for cargo's target selection.
+# The test runner's name filter (after cargo's `--`), and e2e's test file.
 test_args=(); [ -z "$filter" ] || test_args+=("$filter")
 target_args=(); [ -z "$test_file" ] || target_args+=(--test "$test_file")
 
@@ -106,7 +106,7 @@ fi
 
 if wanted core; then
     begin core "unit tests (event/filter core, gateway)"
-    cargo test -p nostr-pg-core -p gateway "${target_args[@]}" -- "${test_args[@]}"
+    cargo test -p nostr-pg-core -p gateway -- "${test_args[@]}"
     passed
 fi
 
