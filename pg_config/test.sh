@@ -125,13 +125,13 @@ fi
 
 if wanted regress; then
     begin regress "golden SQL tests (pg_regress)"
-    need_cluster
     names=()
     for f in tests/regress/sql/*.sql; do
         name=$(basename "$f" .sql)
         [[ -z "$filter" || "$name" == *"$filter"* ]] && names+=("$name")
     done
     [ ${#names[@]} -gt 0 ] || die "no golden SQL file matches '$filter'"
+    need_cluster
     bash "$REPO/pg_config/regress.sh" "$cluster_port" "$work/regress" "${names[@]}"
     passed
 fi
