@@ -145,7 +145,7 @@ if wanted e2e; then
         url=$cluster_url
     fi
     cargo build -p gateway
-    NOSTR_PG_TEST_URL=$url NOSTR_PG_GATEWAY_BIN="$REPO/target/debug/gateway" \
+    NOSTR_PG_TEST_URL=$url NOSTR_PG_GATEWAY_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/gateway" \
         cargo test -p nostr-pg-e2e "${target_args[@]}" -- --test-threads=4 "${test_args[@]}"
     passed
 fi
