@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Installs what building and testing nostr_pg needs on a fresh Debian 12
-# machine, skipping whatever is already there: the Postgres 15 server and
-# headers, clang (for pgrx's bindgen), sudo, cargo-pgrx 0.18.0, and pgrx's
-# registration of the system Postgres.
+# machine, skipping whatever is already there: rustfmt, clippy, python3, the
+# Postgres 15 server and headers, clang (for pgrx's bindgen), sudo, cargo-pgrx
+# 0.18.0, and pgrx's registration of the system Postgres.
+# `setup.sh base` installs only what the quick lint checks use: rustfmt,
+# clippy and python3.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    log "installing rustfmt and clippy"
+    rustup component add rustfmt clippy
+fi
+if ! command -v python3 >/dev/null; then
+    log "installing python3"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 >/dev/null
+fi
+[ "${1:-}" = base ] && exit 0
 
 need_apt=()
 for pkg in postgresql-15 postgresql-server-dev-15 postgresql-contrib clang libclang-dev sudo; do
@@ -12,7 +26,6 @@ for pkg in postgresql-15 postgresql-server-dev-15 postgresql-contrib clang libcl
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_apt[*]}"
-    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi

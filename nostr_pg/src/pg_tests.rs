@@ -435,7 +435,7 @@ mod tests {
         let newest = other.sign(t + 90, 7, tags(&[&["t", "nostr"], &["e", &id(&older)]]), "+");
         publish(&older)?;
         publish(&newest)?;
-        same_time.sort_by(|a, b| a.id.cmp(&b.id));
+        same_time.sort_by_key(|a| a.id);
 
         // Newest first; equal timestamps by lowest id.
         let mut want = vec![id(&newest)];

@@ -1,6 +1,9 @@
 //! Support for the end-to-end tests in `tests/tests/`: a fresh database per
 //! test on the cluster named by `NOSTR_PG_TEST_URL` (set by
 //! `pg_config/test.sh`), with the extension created in it.
+// Test helpers expect freely: a failed expectation is a failed test (the
+// workspace's expect_used lint is for code clients and the database reach).
+#![allow(clippy::expect_used)]
 
 pub mod cluster;
 pub mod proxy;

@@ -2,6 +2,9 @@
 //! never reads, a REQ flood, and queries that would run forever. Every
 //! assertion is functional (who got which answer), never a timing; every
 //! load is a fixed count with a bounded wait.
+// Test helpers expect freely: a failed expectation is a failed test (the
+// workspace's expect_used lint is for code clients and the database reach).
+#![allow(clippy::expect_used)]
 
 mod support;
 

@@ -1,5 +1,8 @@
 //! NIP-42 authentication through the gateway, NIP-70 protected events, and the
 //! optional restriction of direct-message reads to their participants.
+// Test helpers expect freely: a failed expectation is a failed test (the
+// workspace's expect_used lint is for code clients and the database reach).
+#![allow(clippy::expect_used)]
 
 use e2e::relay::{Client, Gateway};
 use e2e::{now, TestDb};
@@ -75,7 +78,7 @@ async fn direct_messages_are_served_only_to_their_participants() {
 
     let filter = json!({"kinds": [4]});
     let mut anon = Client::connect(&gw.url).await;
-    let closed = anon.req("dm", &[filter.clone()]).await.expect_err("CLOSED");
+    let closed = anon.req("dm", std::slice::from_ref(&filter)).await.expect_err("CLOSED");
     assert!(
         closed[2].as_str().unwrap_or_default().starts_with("auth-required:"),
         "{closed}"

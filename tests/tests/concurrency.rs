@@ -1,5 +1,8 @@
 //! Publish rules under concurrency, from separate connections (separate
 //! backends), where only locks and indexes can keep the rules true.
+// Test helpers expect freely: a failed expectation is a failed test (the
+// workspace's expect_used lint is for code clients and the database reach).
+#![allow(clippy::expect_used)]
 
 use e2e::{backend_pid, now, publish, wait_until_blocked, TestDb};
 use nostr_pg_core::hex;

@@ -1,6 +1,9 @@
 //! Postgres restarts under a running gateway: it answers `error:` while the
 //! database is down and serves again, live fanout included, once it is back,
 //! without being restarted. Uses a cluster of its own (it stops it).
+// Test helpers expect freely: a failed expectation is a failed test (the
+// workspace's expect_used lint is for code clients and the database reach).
+#![allow(clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -10,6 +10,7 @@
 //! - `event-flood`: EVENTs pipelined as fast as the socket takes them;
 //! - `never-reads`: subscribes to everything and never reads, while a second
 //!   connection publishes 200 events/s for it to fall behind on.
+//!
 //! It prints p50/p99 of both latencies per phase and the p99 ratio against the
 //! quiet phase (the target is at most 2). The abuser connects from 127.0.0.2,
 //! so the gateway's per-IP limits apply to it alone: run once with the

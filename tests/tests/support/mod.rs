@@ -3,6 +3,9 @@
 //! signing over arbitrary preimages, database row counts and metrics.
 //! Each test crate uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
+// Test helpers expect freely: a failed expectation is a failed test (the
+// workspace's expect_used lint is for code clients and the database reach).
+#![allow(clippy::expect_used)]
 
 pub mod cases;
 

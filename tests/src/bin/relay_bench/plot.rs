@@ -27,6 +27,10 @@ const FONTS: [&str; 2] = [
 /// The x axis ends at p99.99.
 const MAX_NINES: f64 = 4.0;
 
+/// One relay's line in a panel: its index (which picks the color), its name,
+/// and its (nines, milliseconds) points.
+type Series<'a> = (usize, &'a String, Vec<(f64, f64)>);
+
 fn plot_err<E: std::fmt::Display>(e: E) -> BenchError {
     BenchError::Plot(e.to_string())
 }
@@ -66,7 +70,7 @@ pub fn draw(s: &Summary, path: &str) -> Result<(), BenchError> {
     let areas = root.split_evenly((2, 2));
     for ((key, title), area) in PANELS.iter().zip(areas.iter()) {
         let Some(row) = s.cells.get(*key) else { continue };
-        let series: Vec<(usize, &String, Vec<(f64, f64)>)> = s
+        let series: Vec<Series> = s
             .relays
             .iter()
             .enumerate()
