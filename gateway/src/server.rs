@@ -82,22 +82,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     };
 
     let mut tasks = JoinSet::new();
-    while !stopped_early {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tasks.spawn(serve_socket(Arc::clone(&relay), stream, peer, stop_rx.clone()));
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            // Reap finished connection tasks so the set stays small.
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
+    if !stopped_early {
+        accept_until(&listener, &mut shutdown, &relay, &mut tasks, &stop_rx).await;
     }
     tracing::info!("shutting down: {} connections to close", tasks.len());
     drop(listener);
@@ -116,6 +102,33 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     listener_task.abort();
     reaper_task.abort();
     Ok(())
+}
+
+/// Accepts sockets until `shutdown` resolves; each is served by a task in `tasks`.
+async fn accept_until(
+    listener: &TcpListener,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    relay: &Arc<Relay>,
+    tasks: &mut JoinSet<()>,
+    stop_rx: &watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.as_mut() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tasks.spawn(serve_socket(Arc::clone(relay), stream, peer, stop_rx.clone()));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // Reap finished connection tasks so the set stays small.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
 }
 
 /// Closes idle and old pooled connections now and then.

@@ -91,7 +91,11 @@ async fn direct_messages_are_served_only_to_their_participants() {
 
     let mut outsider = Client::connect(&gw.url).await;
     authenticate(&mut outsider, &gw.url, &eve).await;
-    assert!(outsider.req("dm", &[filter.clone()]).await.expect("req").is_empty());
+    assert!(outsider
+        .req("dm", std::slice::from_ref(&filter))
+        .await
+        .expect("req")
+        .is_empty());
     assert_eq!(
         count(&mut outsider, json!({})).await,
         1,
@@ -101,7 +105,7 @@ async fn direct_messages_are_served_only_to_their_participants() {
 
     let mut recipient = Client::connect(&gw.url).await;
     authenticate(&mut recipient, &gw.url, &bob).await;
-    let got = recipient.req("dm", &[filter.clone()]).await.expect("req");
+    let got = recipient.req("dm", std::slice::from_ref(&filter)).await.expect("req");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["id"], hex::encode(&dm.id).as_str());
     assert_eq!(count(&mut recipient, json!({})).await, 2);
