@@ -73,26 +73,40 @@ fn every_malformed_frame_gets_a_clear_answer() {
 }
 
 #[test]
-fn hostile_input_never_panics() {
+fn hostile_input_gets_a_clear_answer() {
     let l = limits();
-    let inputs = [
-        "",
-        "\0",
-        "[\"EVENT\",",
-        "[\"\\u0000\"]",
-        "[null]",
-        "[\"REQ\",\"s\",[]]",
-        "[\"REQ\",\"s\",null]",
-        "[\"EVENT\",\"str\"]",
-        "[[[[[[[[[[[[]]]]]]]]]]]]",
-        "[\"REQ\",\"\u{1F600}\",{}]",
-        "1e999",
+    const NOT_A_MESSAGE: &str = r#"["NOTICE","invalid: a message must be a JSON array starting with a verb string"]"#;
+    const MALFORMED: &str = r#"["NOTICE","invalid: malformed JSON"#;
+    // (input, the start of the answer). Frames whose shape is right are
+    // accepted here; their filters and events are judged later.
+    let cases = [
+        ("", MALFORMED),
+        ("\0", MALFORMED),
+        ("[\"EVENT\",", MALFORMED),
+        ("1e999", MALFORMED),
+        ("[\"\\u0000\"]", NOT_A_MESSAGE),
+        ("[null]", NOT_A_MESSAGE),
+        ("[[[[[[[[[[[[]]]]]]]]]]]]", NOT_A_MESSAGE),
+        ("[\"REQ\",\"s\",[]]", "accepted Req"),
+        ("[\"REQ\",\"s\",null]", "accepted Req"),
+        ("[\"EVENT\",\"str\"]", "accepted Event"),
+        ("[\"REQ\",\"\u{1F600}\",{}]", "accepted Req"),
     ];
-    for input in inputs {
-        let _ = parse_frame(input, &l).map_err(|r| r.reply());
+    for (input, want) in cases {
+        let answer = match parse_frame(input, &l) {
+            Ok(m) => format!("accepted {m:?}"),
+            Err(r) => r.reply(),
+        };
+        assert!(answer.starts_with(want), "{input:?} => {answer}");
     }
     let deep = "[".repeat(10_000);
-    assert!(parse_frame(&deep, &l).is_err());
+    assert!(parse_frame(&deep, &l).is_err_and(|r| r.reply().starts_with(MALFORMED)));
+    // The filters of an accepted REQ frame are refused with CLOSED.
+    for bad in ["[]", "null", "1", r#"{"kinds":"x"}"#] {
+        let raw = serde_json::value::RawValue::from_string(bad.to_owned()).unwrap_or_else(|e| panic!("{e}"));
+        let refusal = parse_filters(&[&*raw], "s", 500).expect_err(bad);
+        assert!(refusal.reply().starts_with(r#"["CLOSED","s","invalid: "#), "{bad}: {}", refusal.reply());
+    }
 }
 
 #[test]
