@@ -32,7 +32,8 @@ start)
     psql_=( "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$user" )
     as_pg "${psql_[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'nostr'" | grep -q 1 \
         || as_pg "${psql_[@]}" -d postgres -c "CREATE DATABASE nostr"
-    as_pg "${psql_[@]}" -d nostr -c "CREATE EXTENSION IF NOT EXISTS nostr_pg" \
+    # An existing cluster made by an older version moves to the installed one.
+    as_pg "${psql_[@]}" -d nostr -c "CREATE EXTENSION IF NOT EXISTS nostr_pg" -c "ALTER EXTENSION nostr_pg UPDATE" \
         -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
     echo "$url"
     ;;

@@ -25,7 +25,7 @@ if [ -z "$db_url" ]; then
     db_url=$(bash "$REPO/pg_config/cluster.sh" start "$REPO/.pgdata" "${NOSTR_PG_PORT:-54320}")
     log "local cluster: psql $db_url   (stop: bash pg_config/cluster.sh stop .pgdata)"
 else
-    psql "$db_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS nostr_pg" \
+    psql "$db_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS nostr_pg" -c "ALTER EXTENSION nostr_pg UPDATE" \
         || die "could not create the extension in $db_url (is nostr_pg installed on that server?)"
 fi
 cd "$REPO"

@@ -52,7 +52,12 @@ setup_done= install_done= cluster_port=
 need_setup() { [ -n "$setup_done" ] || { bash "$REPO/pg_config/setup.sh"; setup_done=1; }; }
 need_install() {
     need_setup
-    [ -n "$install_done" ] || { NOSTR_PG_PROFILE= bash "$REPO/pg_config/install.sh"; install_done=1; }
+    [ -n "$install_done" ] || {
+        NOSTR_PG_PROFILE= bash "$REPO/pg_config/install.sh"
+        # Released versions' libraries too, for the upgrade test.
+        bash "$REPO/pg_config/install-old.sh"
+        install_done=1
+    }
 }
 # A throwaway cluster with the extension; sets cluster_port and cluster_url.
 need_cluster() {

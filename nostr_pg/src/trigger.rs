@@ -35,7 +35,13 @@ pub enum TriggerError {
     Spi(#[from] SpiError),
 }
 
-#[pg_trigger]
+// The SQL is spelled out because pgrx 0.18 writes `MODULE_PATHNAME` for
+// triggers even when the library is named for its version (there is no
+// module_pathname in the control file for Postgres to fill in).
+#[pg_trigger(sql = r#"
+CREATE FUNCTION "events_before_insert"() RETURNS TRIGGER
+    LANGUAGE c AS '@MODULE_PATHNAME@', 'events_before_insert_wrapper';
+"#)]
 fn events_before_insert<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, TriggerError> {

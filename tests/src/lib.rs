@@ -50,6 +50,12 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 impl TestDb {
     pub async fn new(label: &str) -> TestDb {
+        TestDb::with_extension(label, Some("CREATE EXTENSION nostr_pg")).await
+    }
+
+    /// A fresh database in which `create` (if any) runs first, for tests of
+    /// other versions of the extension.
+    pub async fn with_extension(label: &str, create: Option<&str>) -> TestDb {
         let admin = cluster_url();
         let name = format!(
             "t_{}_{}_{}",
@@ -65,10 +71,10 @@ impl TestDb {
             .await
             .expect("create database");
         let url = with_database(&admin, &name);
-        let db = connect(&url).await;
-        db.batch_execute("CREATE EXTENSION nostr_pg")
-            .await
-            .expect("create extension");
+        if let Some(sql) = create {
+            let db = connect(&url).await;
+            db.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        }
         TestDb { name, url, admin }
     }
 
