@@ -123,12 +123,14 @@ async fn publish(sink: &Sink, batch: Vec<Submission>) {
     match result {
         Ok(BatchOutcome { rows, xid }) => {
             if let Some(xid) = xid {
-                let new = batch
-                    .iter()
-                    .zip(&rows)
-                    .filter(|(_, row)| row.is_new())
-                    .map(|(s, _)| (s.event.clone(), s.event.canonical_json()));
-                sink.fanout.deliver(xid, new.collect::<Vec<_>>());
+                sink.fanout.deliver_with(xid, || {
+                    batch
+                        .iter()
+                        .zip(&rows)
+                        .filter(|(_, row)| row.is_new())
+                        .map(|(s, _)| (s.event.clone(), s.event.canonical_json()))
+                        .collect::<Vec<_>>()
+                });
             }
             let mut rows = rows.into_iter();
             for s in batch {

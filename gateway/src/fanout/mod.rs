@@ -138,13 +138,22 @@ impl Fanout {
     /// when the publisher answers `OK`, the event is already in the queue of
     /// every matching subscription of this gateway.
     pub fn deliver(&self, xid: Xid, events: impl IntoIterator<Item = (Event, String)>) -> bool {
+        self.deliver_with(xid, || events)
+    }
+
+    /// Like [`Fanout::deliver`], building the events only if someone may
+    /// want them (the claim is taken either way). A subscription made after
+    /// the emptiness check reads in a snapshot that already sees them.
+    pub fn deliver_with<I: IntoIterator<Item = (Event, String)>>(&self, xid: Xid, events: impl FnOnce() -> I) -> bool {
         let mut claims = lock(&self.claims);
         if !claims.claim(xid) {
             return false;
         }
-        for (event, json) in events {
-            self.index
-                .dispatch(&Arc::new(LiveEvent { event, json, xid }), &self.metrics);
+        if !self.index.is_empty() {
+            for (event, json) in events() {
+                self.index
+                    .dispatch(&Arc::new(LiveEvent { event, json, xid }), &self.metrics);
+            }
         }
         drop(claims);
         true
