@@ -51,6 +51,13 @@ async fn until_marker(c: &mut Client, sub: &str, marker: &Event) -> Vec<String> 
     }
 }
 
+fn ids_of(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// Each of `want` exactly once, in any order, and nothing else.
 fn exactly_once(got: &[String], want: &[&Event], who: &str) {
     let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -209,6 +216,53 @@ async fn a_killed_listen_connection_catches_up() {
     exactly_once(&all, &missed.iter().collect::<Vec<_>>(), "after the kill");
     assert!(metric_of(&b, "nostr_gateway_live_caught_up_total").await >= 5.0);
     assert!(metric_of(&b, "nostr_gateway_listen_reconnects_total").await >= 2.0);
+}
+
+/// An event its stored query already returned is not sent again when its
+/// notification comes late: the subscription's snapshot saw it. (The LISTEN
+/// connection is held down while the event commits and the REQ runs, so the
+/// event reaches the gateway's live path only afterwards, by a check-in.)
+#[tokio::test]
+async fn an_event_the_stored_query_returned_is_not_sent_again_live() {
+    let db = TestDb::new("live_late").await;
+    let admin = e2e::connect(&e2e::cluster_url()).await;
+    let writer = db.client().await;
+    let (b, _f) = gateway(&db.url, QUICK_LISTENER).await;
+    let keys = Keys::from_seed("live-late");
+    let mut sub = Client::connect(&b.url).await;
+    // A first REQ leaves a pooled connection open for the second one.
+    sub.req("warm", &[json!({"kinds": [7]})]).await.expect("req");
+    let listen_pid = listen_backend(&admin, &db.name).await;
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name))
+        .await
+        .expect("disallow");
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&listen_pid])
+        .await
+        .expect("terminate");
+    wait_gone(&admin, listen_pid).await;
+    let early = keys.sign(now(), 1, vec![], "committed before the REQ");
+    assert!(publish(&writer, &early.canonical_json()).await.0);
+    let stored = sub
+        .req("s", &[json!({"kinds": [1]})])
+        .await
+        .expect("req while the listener is down");
+    assert_eq!(ids_of(&stored), vec![hex::encode(&early.id)]);
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name))
+        .await
+        .expect("allow");
+    // The check-in delivers `early` to the gateway's live path now; the
+    // subscription skips it. The marker comes after it.
+    let marker = keys.sign(now(), 1, vec![], "marker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while metric_of(&b, "nostr_gateway_live_caught_up_total").await < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the check-in never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(publish(&writer, &marker.canonical_json()).await.0);
+    assert_eq!(until_marker(&mut sub, "s", &marker).await, Vec::<String>::new());
 }
 
 /// A half-open LISTEN connection (the network stops carrying anything and
