@@ -105,7 +105,11 @@ fn hostile_input_gets_a_clear_answer() {
     for bad in ["[]", "null", "1", r#"{"kinds":"x"}"#] {
         let raw = serde_json::value::RawValue::from_string(bad.to_owned()).unwrap_or_else(|e| panic!("{e}"));
         let refusal = parse_filters(&[&*raw], "s", 500).expect_err(bad);
-        assert!(refusal.reply().starts_with(r#"["CLOSED","s","invalid: "#), "{bad}: {}", refusal.reply());
+        assert!(
+            refusal.reply().starts_with(r#"["CLOSED","s","invalid: "#),
+            "{bad}: {}",
+            refusal.reply()
+        );
     }
 }
 
