@@ -56,6 +56,8 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
+mod bounds_tests;
+#[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;
 
 /// Required by `cargo pgrx test`.

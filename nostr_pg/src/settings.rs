@@ -11,6 +11,7 @@
 //! | `nostr.max_event_bytes` | 262144 | canonical size above which events are refused |
 //! | `nostr.max_batch` | 1000 | events per `publish_batch` call (each holds a few locks until commit) |
 //! | `nostr.relay_url` | unset | this relay's URL, for NIP-62 vanish requests |
+//! | `nostr.max_locks_per_batch` | 0 (auto) | advisory locks one `publish_batch` may hold; superuser only |
 
 use std::ffi::CString;
 
@@ -23,6 +24,7 @@ pub static MAX_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static MAX_FILTERS: GucSetting<i32> = GucSetting::<i32>::new(50);
 pub static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(262_144);
 pub static MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static MAX_LOCKS_PER_BATCH: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static RELAY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn register() {
@@ -87,6 +89,17 @@ pub fn register() {
         1,
         100_000,
     );
+    // Superuser only: it guards the lock table every session shares.
+    GucRegistry::define_int_guc(
+        c"nostr.max_locks_per_batch",
+        c"Advisory locks one publish_batch may hold (0: an eighth of the lock table).",
+        c"Events past it are answered 'error:' and can be sent again.",
+        &MAX_LOCKS_PER_BATCH,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"nostr.relay_url",
         c"This relay's URL, matched against NIP-62 vanish requests.",
@@ -103,4 +116,26 @@ pub fn relay_url() -> Option<String> {
         .get()
         .and_then(|c| c.into_string().ok())
         .filter(|s| !s.is_empty())
+}
+
+/// The fewest locks a batch may hold, whatever the setting: every event fits.
+const MIN_LOCKS_PER_BATCH: usize = 16;
+
+/// How many advisory locks one `publish_batch` may hold: `nostr.max_locks_per_batch`,
+/// or when that is 0 an eighth of the server's shared lock table
+/// (`max_locks_per_transaction` × the backends it is sized for), so that
+/// a few full batches at once still leave most of it to every other session.
+pub fn max_locks_per_batch() -> usize {
+    let set = usize::try_from(MAX_LOCKS_PER_BATCH.get()).unwrap_or(0);
+    let budget = if set > 0 {
+        set
+    } else {
+        // SAFETY: plain integers the postmaster set before any backend started.
+        let (per_xact, backends) = unsafe { (pgrx::pg_sys::max_locks_per_xact, pgrx::pg_sys::MaxBackends) };
+        let table = usize::try_from(per_xact)
+            .unwrap_or(0)
+            .saturating_mul(usize::try_from(backends).unwrap_or(0));
+        table / 8
+    };
+    budget.max(MIN_LOCKS_PER_BATCH)
 }
