@@ -113,4 +113,63 @@ mod tests {
         Spi::run("SET LOCAL ROLE nostr_bounds_plain")?;
         Spi::run("SET LOCAL nostr.max_locks_per_batch = 100000000")
     }
+
+    #[pg_test]
+    fn a_flood_of_filter_shapes_keeps_the_plan_cache_bounded() -> Result<(), Error> {
+        let keys = Keys::from_seed("plan-flood");
+        let t = now() - 100;
+        let events: Vec<Event> = (0..30)
+            .map(|i| {
+                keys.sign(
+                    t + i,
+                    if i % 3 == 0 { 7 } else { 1 },
+                    tags(&[&["t", "x"]]),
+                    &i.to_string(),
+                )
+            })
+            .collect();
+        assert!(publish_batch(&events)?.iter().all(|(ok, _)| *ok));
+        let author = hex::encode(&keys.pubkey());
+        // 50 filter counts × kinds × until × authors: 400 distinct statements.
+        let shape = |n: i64, flags: u8| {
+            let filters: Vec<String> = (0..n)
+                .map(|j| {
+                    let mut f = format!(r##"{{"#t":["x"],"since":{}"##, t + j);
+                    if flags & 1 != 0 {
+                        f.push_str(r#","kinds":[1]"#);
+                    }
+                    if flags & 2 != 0 {
+                        f.push_str(&format!(r#","until":{}"#, t + 20));
+                    }
+                    if flags & 4 != 0 {
+                        f.push_str(&format!(r#","authors":["{author}"]"#));
+                    }
+                    f + "}"
+                })
+                .collect();
+            format!("[{}]", filters.join(","))
+        };
+        let check = |json: &str| -> Result<(), Error> {
+            let filters = nostr_pg_core::Filters::parse(json).map_err(|_| Error::InvalidPosition)?;
+            let want = events.iter().filter(|e| filters.matches(e)).count() as i64;
+            let got = Spi::get_one_with_args::<i64>("SELECT nostr.count($1::text)", &[json.into()])?;
+            assert_eq!(got, Some(want), "{json}");
+            Ok(())
+        };
+        let capacity = crate::spi_cache::CAPACITY as i32;
+        for flags in 0..8u8 {
+            for n in 1..=50 {
+                check(&shape(n, flags))?;
+                let size = Spi::get_one::<i32>("SELECT nostr._plan_cache_size()")?.unwrap_or(-1);
+                assert!(size <= capacity, "{size} plans");
+            }
+        }
+        let size = Spi::get_one::<i32>("SELECT nostr._plan_cache_size()")?;
+        assert_eq!(size, Some(capacity), "full, not beyond");
+        // The first shapes were evicted long ago: planned again, same answers.
+        for n in [1, 2, 17, 50] {
+            check(&shape(n, 0))?;
+        }
+        Ok(())
+    }
 }
