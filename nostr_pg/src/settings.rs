@@ -12,10 +12,17 @@
 //! | `nostr.max_batch` | 1000 | events per `publish_batch` call (each holds a few locks until commit) |
 //! | `nostr.relay_url` | unset | this relay's URL, for NIP-62 vanish requests |
 //! | `nostr.max_locks_per_batch` | 0 (auto) | advisory locks one `publish_batch` may hold; superuser only |
+//! | `nostr.housekeeping_interval` | 60s | pause between housekeeping passes (0: none); server-wide |
+//! | `nostr.housekeeping_batch` | 1000 | rows housekeeping removes per transaction; superuser only |
+//! | `nostr.transit_retention` | 5min | how long housekeeping keeps transit rows; superuser only |
+//! | `nostr.retention` | empty | how long events are kept, by kind (see [`crate::retention`]); superuser only |
 
-use std::ffi::CString;
+use std::ffi::{c_char, c_void, CStr, CString};
 
+use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+use crate::retention;
 
 pub static MAX_FUTURE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(900);
 pub static MAX_PAST_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -26,6 +33,10 @@ pub static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(262_144);
 pub static MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static MAX_LOCKS_PER_BATCH: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static RELAY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static HOUSEKEEPING_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
+pub static HOUSEKEEPING_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static TRANSIT_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static RETENTION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn register() {
     let int = |name, short, setting, min, max| {
@@ -108,6 +119,118 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    register_housekeeping();
+}
+
+/// Housekeeping's settings (see `crate::housekeeping`). The interval is read
+/// by the worker that starts the passes: server-wide (postgresql.conf or
+/// ALTER SYSTEM, then a reload). The others are read by each pass, which
+/// connects anew: per database too (ALTER DATABASE ... SET).
+fn register_housekeeping() {
+    GucRegistry::define_int_guc(
+        c"nostr.housekeeping_interval",
+        c"Pause between housekeeping passes over every database (0: no passes).",
+        c"Needs nostr_pg in shared_preload_libraries.",
+        &HOUSEKEEPING_INTERVAL,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"nostr.housekeeping_batch",
+        c"Rows housekeeping removes per transaction.",
+        c"",
+        &HOUSEKEEPING_BATCH,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"nostr.transit_retention",
+        c"How long housekeeping keeps nostr.transit rows after their transaction ended.",
+        c"A gateway that lost its LISTEN connection for longer cannot fill the gap and says so.",
+        &TRANSIT_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    // SAFETY: the check hook is guarded and only reads the proposed value.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"nostr.retention",
+            c"How long events are kept, by kind: e.g. '1:90d, 7:30d, *:1y' (empty: forever).",
+            c"KINDS is a kind, a range like 30000-39999, or * for every other kind; AGE is a number of s, min, h, d, w or y, or forever.",
+            &RETENTION,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_retention),
+            None,
+            None,
+        );
+    }
+}
+
+/// Refuses a `nostr.retention` value that does not parse, saying why.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_retention(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: Postgres passes a valid pointer to a C string or to NULL.
+    let text = unsafe {
+        match newval.as_ref() {
+            Some(p) if !p.is_null() => CStr::from_ptr(*p).to_string_lossy().into_owned(),
+            _ => String::new(),
+        }
+    };
+    match retention::parse(&text) {
+        Ok(_) => true,
+        Err(e) => {
+            let detail = CString::new(e.to_string()).unwrap_or_default();
+            // SAFETY: Postgres reads this after the hook returns; pstrdup
+            // copies the message into its current memory context.
+            unsafe {
+                pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr());
+            }
+            false
+        }
+    }
+}
+
+/// The retention rules (an empty list when unset). The check hook refused
+/// anything that does not parse, so an error here is a bug worth raising.
+pub fn retention_rules() -> Result<Vec<retention::Rule>, retention::RetentionError> {
+    let text = RETENTION
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    retention::parse(&text)
+}
+
+/// Seconds, as the unsigned count they are.
+fn seconds(setting: &GucSetting<i32>) -> u64 {
+    u64::try_from(setting.get()).unwrap_or(0)
+}
+
+/// The pause between housekeeping passes (`None`: no passes).
+pub fn housekeeping_interval() -> Option<std::time::Duration> {
+    Some(seconds(&HOUSEKEEPING_INTERVAL))
+        .filter(|s| *s > 0)
+        .map(std::time::Duration::from_secs)
+}
+
+/// Rows housekeeping removes per transaction.
+pub fn housekeeping_batch() -> i32 {
+    HOUSEKEEPING_BATCH.get().max(1)
+}
+
+/// How long transit rows are kept, in seconds.
+pub fn transit_retention_secs() -> u64 {
+    seconds(&TRANSIT_RETENTION)
 }
 
 /// The relay URL, if set and non-empty.
