@@ -14,7 +14,7 @@
 //! | `nostr.max_locks_per_batch` | 0 (auto) | advisory locks one `publish_batch` may hold; superuser only |
 //! | `nostr.housekeeping_interval` | 60s | pause between housekeeping passes (0: none); server-wide |
 //! | `nostr.housekeeping_batch` | 1000 | rows housekeeping removes per transaction; superuser only |
-//! | `nostr.transit_retention` | 5min | how long housekeeping keeps transit rows; superuser only |
+//! | `nostr.transit_retention` | 5min | how long transit rows are kept after their transaction; superuser only |
 //! | `nostr.retention` | empty | how long events are kept, by kind (see [`crate::retention`]); superuser only |
 
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -149,7 +149,7 @@ fn register_housekeeping() {
     );
     GucRegistry::define_int_guc(
         c"nostr.transit_retention",
-        c"How long housekeeping keeps nostr.transit rows after their transaction ended.",
+        c"How long nostr.transit rows are kept after their transaction ended.",
         c"A gateway that lost its LISTEN connection for longer cannot fill the gap and says so.",
         &TRANSIT_RETENTION,
         0,
