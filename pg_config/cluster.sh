@@ -20,12 +20,21 @@ start)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir" && chmod 700 "$dir"
+    # The installed extension's library, named for its version.
+    version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$("$PG_CONFIG" --sharedir)/extension/nostr_pg.control")
+    [ -n "$version" ] || die "nostr_pg is not installed (bash pg_config/install.sh)"
+    preload=pg_stat_statements,nostr_pg-$version
+    [ "${NOSTR_PG_PRELOAD:-on}" = off ] && preload=pg_stat_statements
     if [ ! -f "$dir/PG_VERSION" ]; then
         log "initdb $dir"
         as_pg "$PG_BIN/initdb" -D "$dir" -U "$user" --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-        cat "$REPO/pg_config/postgresql.conf" | as_pg tee -a "$dir/postgresql.conf" >/dev/null
+        sed "s/@NOSTR_PG_LIBRARY@/nostr_pg-$version/" "$REPO/pg_config/postgresql.conf" \
+            | as_pg tee -a "$dir/postgresql.conf" >/dev/null
     fi
     if ! as_pg "$PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+        # Preload the installed version (a cluster made before an upgrade
+        # names the old one), or nothing of ours.
+        as_pg sed -i "s/^shared_preload_libraries = .*/shared_preload_libraries = '$preload'/" "$dir/postgresql.conf"
         as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
             -o "-p $port -k $dir" start >/dev/null || { cat "$dir/server.log" >&2; die "postgres did not start"; }
     fi

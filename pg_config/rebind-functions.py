@@ -1,46 +1,54 @@
 #!/usr/bin/env python3
-"""rebind-functions.py GENERATED.sql [--skip name,name]: the part of an upgrade
-script that moves every C function of the extension to the new version's
-library (`nostr_pg-<version>.so`, which pgrx names for the version).
+"""rebind-functions.py NEW.sql OLD.sql: the part of an upgrade script that
+moves the extension's C functions to the new version's library
+(`nostr_pg-<version>.so`, which pgrx names for the version).
 
-GENERATED.sql is the install script pgrx generates for the new version
-(`cd nostr_pg && cargo pgrx schema pg15 --out FILE`). Each `CREATE FUNCTION`
-in it that is implemented in C is printed again as `CREATE OR REPLACE
-FUNCTION nostr.<name>(...)`, which keeps the function (and everything that
-depends on it) and only changes its body: the library and symbol. Functions
-whose signature changed, or that are new, must instead be dropped and created
-by hand in the upgrade script; name them with --skip.
+NEW.sql is the install script pgrx generates for the new version
+(`cd nostr_pg && cargo pgrx schema pg15 --out FILE`), OLD.sql the old
+version's (nostr_pg/sql/nostr_pg--<old>.sql). A C function of NEW.sql that
+OLD.sql has with the same argument types is printed as `CREATE OR REPLACE
+FUNCTION`, which keeps the function (and what depends on it) and changes its
+library and symbol; one that is new, or whose arguments changed, as `CREATE
+FUNCTION` (drop the old signature by hand first: a DROP is a decision).
+C functions of OLD.sql that NEW.sql lacks are listed in a comment at the end.
 """
 import re
 import sys
 
+FUNCTION = re.compile(r'CREATE\s+FUNCTION\s+"?(\w+)"?\s*\((.*?)\)\s*(RETURNS.*?;)', re.S)
+
 
 def functions(text):
-    """(name, statement) for every C function in a pgrx-generated script."""
-    pattern = re.compile(r'CREATE\s+FUNCTION\s+"?(\w+)"?\s*\((.*?)\)\s*(RETURNS.*?;)', re.S)
-    for m in pattern.finditer(text):
+    """{(name, argument types): (arguments, rest)} for the C functions."""
+    out = {}
+    for m in FUNCTION.finditer(text):
         name, args, rest = m.group(1), m.group(2), m.group(3)
         if "LANGUAGE c" not in rest:
             continue
-        args = re.sub(r"/\*.*?\*/", "", args)
-        args = [a.strip() for a in args.split(",") if a.strip()]
-        args = "(\n\t" + ",\n\t".join(args) + "\n)" if args else "()"
-        rest = re.sub(r"/\*.*?\*/", "", rest)
-        rest = "\n".join(line.strip() for line in rest.splitlines() if line.strip())
-        yield name, f"CREATE OR REPLACE FUNCTION nostr.{name}{args} {rest}"
+        args = [a.strip() for a in re.sub(r"/\*.*?\*/", "", args).split(",") if a.strip()]
+        # "name" TYPE [DEFAULT ...]: the type alone identifies the signature.
+        types = tuple(re.sub(r"\s+DEFAULT\s+.*$", "", a).split(None, 1)[-1].lower() for a in args)
+        rest = "\n".join(line.strip() for line in re.sub(r"/\*.*?\*/", "", rest).splitlines() if line.strip())
+        out[(name, types)] = (args, rest)
+    return out
 
 
 def main():
-    if len(sys.argv) < 2:
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
-    skip = set()
-    if "--skip" in sys.argv:
-        skip = set(sys.argv[sys.argv.index("--skip") + 1].split(","))
-    text = open(sys.argv[1], encoding="utf-8").read()
-    for name, stmt in sorted(functions(text)):
-        if name not in skip:
-            print(stmt)
-            print()
+    new = functions(open(sys.argv[1], encoding="utf-8").read())
+    old = functions(open(sys.argv[2], encoding="utf-8").read())
+    for key in sorted(new):
+        name, _ = key
+        args, rest = new[key]
+        verb = "CREATE OR REPLACE FUNCTION" if key in old else "CREATE FUNCTION"
+        args = "(\n\t" + ",\n\t".join(args) + "\n)" if args else "()"
+        print(f"{verb} nostr.{name}{args} {rest}\n")
+    gone = sorted(k for k in old if k not in new)
+    if gone:
+        print("-- In the old version only (dropped by hand above):")
+        for name, types in gone:
+            print(f"--   nostr.{name}({', '.join(types)})")
 
 
 if __name__ == "__main__":

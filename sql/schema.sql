@@ -144,28 +144,49 @@ $$;
 COMMENT ON FUNCTION nostr.committed_between(pg_snapshot, pg_snapshot) IS
     'Transactions that accepted events, committed after snapshot since and before snapshot upto.';
 
--- Removes transit rows of transactions that finished at least `retention`
--- ago. Skips (returns 0) when another session is purging.
-CREATE FUNCTION nostr.purge_transit(retention interval DEFAULT '5 minutes') RETURNS bigint
+-- Moves nostr.transit_state.purged_below up to the oldest transaction still
+-- running `retention` ago (from the horizons taken at each call): rows below
+-- it belong to transactions that finished at least `retention` ago and may
+-- be removed. Returns the new value, or NULL when nothing moved or another
+-- session is purging (it holds the state row until its transaction ends).
+CREATE FUNCTION nostr._advance_transit_horizon(retention interval) RETURNS xid8
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     cutoff   timestamptz;
     horizon  xid8;
-    n        bigint;
 BEGIN
     PERFORM nostr.live_state();
     PERFORM 1 FROM nostr.transit_state FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
-        RETURN 0;
+        RETURN NULL;
     END IF;
     INSERT INTO nostr.transit_horizons VALUES (now(), pg_snapshot_xmin(pg_current_snapshot()));
     SELECT h.taken_at, h.oldest_xid INTO cutoff, horizon FROM nostr.transit_horizons h
     WHERE h.taken_at <= now() - retention ORDER BY h.taken_at DESC LIMIT 1;
     IF horizon IS NULL THEN
-        RETURN 0;
+        RETURN NULL;
     END IF;
     DELETE FROM nostr.transit_horizons WHERE taken_at < cutoff;
-    UPDATE nostr.transit_state SET purged_below = greatest(purged_below, horizon);
+    UPDATE nostr.transit_state SET purged_below = greatest(purged_below, horizon)
+    RETURNING purged_below INTO horizon;
+    RETURN horizon;
+END $$;
+-- Its callers are nostr.purge_transit (for any role, with its owner's rights)
+-- and housekeeping; a role calling it directly could pass any retention.
+REVOKE EXECUTE ON FUNCTION nostr._advance_transit_horizon(interval) FROM PUBLIC;
+
+-- Removes transit rows of transactions that finished at least `retention`
+-- ago. Skips (returns 0) when another session is purging.
+CREATE FUNCTION nostr.purge_transit(retention interval DEFAULT '5 minutes') RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    horizon  xid8;
+    n        bigint;
+BEGIN
+    horizon := nostr._advance_transit_horizon(retention);
+    IF horizon IS NULL THEN
+        RETURN 0;
+    END IF;
     DELETE FROM nostr.transit WHERE xid < horizon;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;

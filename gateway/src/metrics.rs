@@ -25,6 +25,8 @@ pub struct Metrics {
     pub slow_clients_dropped: AtomicU64,
     pub reqs_rate_limited: AtomicU64,
     pub db_errors: AtomicU64,
+    /// EVENTs a publish batch left out for want of locks, sent again.
+    pub events_deferred: AtomicU64,
     pub listen_reconnects: AtomicU64,
     /// Live events that no notification named, delivered by a check-in.
     pub live_caught_up: AtomicU64,
@@ -153,6 +155,12 @@ impl Metrics {
             "nostr_gateway_db_errors_total",
             "Database calls that failed",
             &self.db_errors,
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_events_deferred_total",
+            "EVENTs a publish batch had no lock room for, sent again in a later batch",
+            &self.events_deferred,
         );
         counter(
             &mut out,

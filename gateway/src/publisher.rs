@@ -9,13 +9,14 @@
 //! live subscribers under the batch's transaction id (see `fanout`), without
 //! waiting for the notification and reading them back.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-use nostr_pg_core::Event;
+use nostr_pg_core::{batch, Event};
 
 use crate::config::PublishConfig;
 use crate::db::{BatchOutcome, Db, DbError};
@@ -132,9 +133,12 @@ async fn publish(sink: &Sink, batch: Vec<Submission>) {
                         .collect::<Vec<_>>()
                 });
             }
+            let total = batch.len();
+            let mut deferred = Vec::new();
             let mut rows = rows.into_iter();
             for s in batch {
                 match rows.next() {
+                    Some(row) if batch::is_deferred(&row.message) && total > 1 => deferred.push(s),
                     Some(row) => {
                         let id = if row.id.is_empty() {
                             s.id.as_str()
@@ -149,17 +153,27 @@ async fn publish(sink: &Sink, batch: Vec<Submission>) {
                     }
                 }
             }
+            // The batch held as many locks as the extension allows one batch
+            // (`nostr.max_locks_per_batch`) before reaching these: send them
+            // again. The extension always takes a batch's first event, so
+            // each round is smaller; a batch of one is answered as it is.
+            if !deferred.is_empty() {
+                metrics
+                    .events_deferred
+                    .fetch_add(deferred.len() as u64, Ordering::Relaxed);
+                Box::pin(publish(sink, deferred)).await;
+            }
         }
         // A statement error fails the whole batch; retry one by one so a
         // single poisonous event cannot take its batch-mates down with it.
         Err(DbError::Sql { .. }) if batch.len() > 1 => {
-            metrics.db_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics.db_errors.fetch_add(1, Ordering::Relaxed);
             for s in batch {
                 Box::pin(publish(sink, vec![s])).await;
             }
         }
         Err(e) => {
-            metrics.db_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics.db_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("publish_batch of {} events failed: {e}", batch.len());
             let message = e.reply();
             for s in batch {

@@ -13,7 +13,10 @@
 //!   NIP-01 verdict per event instead of raising.
 //! - [`query`]: `nostr.req`, `nostr.count`, `nostr.matches`, `nostr.changes`.
 //! - [`notify`]: one `NOTIFY nostr_events` per transaction naming what it stored.
-//! - [`settings`]: the `nostr.*` GUCs.
+//! - [`settings`]: the `nostr.*` GUCs; [`retention`]: the format of
+//!   `nostr.retention`.
+//! - [`housekeeping`]: removing expired events, old transit rows and events
+//!   past retention, in batches, by a background worker.
 //! - [`reject`]: verdicts, their NIP-01 prefixes and SQLSTATEs.
 //!
 //! The tables, indexes and triggers are hand-written SQL in `sql/` at the top
@@ -23,10 +26,12 @@ use pgrx::prelude::*;
 
 pub mod datum;
 pub mod event_type;
+pub mod housekeeping;
 pub mod notify;
 pub mod publish;
 pub mod query;
 pub mod reject;
+pub mod retention;
 pub mod rules;
 pub mod settings;
 pub mod spi_cache;
@@ -47,14 +52,24 @@ extension_sql_file!(
         trigger::events_before_insert,
     ]
 );
+extension_sql_file!(
+    "../../sql/housekeeping.sql",
+    name = "housekeeping",
+    requires = ["schema"]
+);
 
 #[allow(non_snake_case)]
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
     datum::register_invalidation();
+    housekeeping::worker::register();
 }
 
+#[cfg(any(test, feature = "pg_test"))]
+mod bounds_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod housekeeping_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;
 

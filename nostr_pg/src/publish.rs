@@ -8,7 +8,9 @@
 //! all of its events.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 
+use nostr_pg_core::batch::DEFERRED;
 use nostr_pg_core::{hex, Event, Verifier};
 use pgrx::prelude::*;
 
@@ -70,6 +72,9 @@ pub fn report(verdict: Result<(), Reject>) {
 
 type Row = (String, bool, String);
 
+/// An input event: its claimed id (hex), and the event or why it was refused.
+type Parsed = (String, Result<Event, Reject>);
+
 /// Publishes many events in one statement. One row per input, in order:
 /// the claimed id (hex, '' if none could be read), whether it was accepted
 /// (the NIP-01 `OK` boolean: true for a new event and for a duplicate), and
@@ -80,8 +85,8 @@ fn publish_batch(
     events: Vec<Option<String>>,
     auth_pubkeys: default!(Option<Vec<Option<String>>>, "NULL"),
 ) -> TableIterator<'static, (name!(id, String), name!(accepted, bool), name!(message, String))> {
-    // Each event holds two or three advisory locks until commit; an unbounded
-    // batch could exhaust the shared lock table for every other session.
+    // Each event holds up to three advisory locks until commit (see
+    // `rules::locks_for`); `nostr.max_locks_per_batch` bounds the batch's total.
     let max = usize::try_from(settings::MAX_BATCH.get()).unwrap_or(1);
     if events.len() > max {
         raise_invalid(
@@ -96,7 +101,7 @@ fn publish_batch(
     let verifier = Verifier::new();
     // Verifying is the costly step (tens of microseconds an event): let a
     // cancel or statement timeout interrupt a huge batch.
-    let parsed: Vec<(String, Result<Event, Reject>)> = events
+    let parsed: Vec<Parsed> = events
         .iter()
         .map(|json| {
             pg_sys::check_for_interrupts!();
@@ -106,11 +111,7 @@ fn publish_batch(
 
     // Take every lock the batch needs in one global order before touching
     // anything, so concurrent batches cannot deadlock on each other.
-    let locks = parsed
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .flat_map(rules::locks_for)
-        .collect();
+    let (parsed, locks) = within_lock_budget(parsed, settings::max_locks_per_batch());
     rules::acquire(locks);
 
     let rows: Vec<Row> = parsed
@@ -131,6 +132,36 @@ fn publish_batch(
     TableIterator::new(rows)
 }
 
+/// The locks the batch's events need, up to `budget` distinct ones. The events
+/// from the first that would not fit onwards are answered `error:`
+/// ([`nostr_pg_core::batch::DEFERRED`]) without being looked at; the first
+/// event always fits, so sending the rest again always makes progress.
+fn within_lock_budget(parsed: Vec<Parsed>, budget: usize) -> (Vec<Parsed>, Vec<rules::LockKey>) {
+    let mut keys: BTreeSet<i64> = BTreeSet::new();
+    let mut locks = Vec::new();
+    let mut full = false;
+    let out = parsed
+        .into_iter()
+        .map(|(id, result)| {
+            let Ok(event) = result else {
+                return (id, result);
+            };
+            if !full {
+                let wanted = rules::locks_for(&event);
+                let new = wanted.iter().filter(|k| !keys.contains(&k.key)).count();
+                full = !keys.is_empty() && keys.len() + new > budget;
+                if !full {
+                    keys.extend(wanted.iter().map(|k| k.key));
+                    locks.extend(wanted);
+                    return (id, Ok(event));
+                }
+            }
+            (id, Err(Reject::Error(DEFERRED.into())))
+        })
+        .collect();
+    (out, locks)
+}
+
 /// Publishes one event; see `publish_batch`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn publish(
@@ -140,7 +171,7 @@ fn publish(
     publish_batch(vec![event], Some(vec![auth_pubkey]))
 }
 
-fn parse(json: Option<&str>, verifier: &Verifier) -> (String, Result<Event, Reject>) {
+fn parse(json: Option<&str>, verifier: &Verifier) -> Parsed {
     let Some(json) = json else {
         return (String::new(), Err(Reject::Invalid("event is null".into())));
     };

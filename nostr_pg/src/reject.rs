@@ -10,6 +10,7 @@
 //! | false | `pow:` | 23514 `check_violation` | below `nostr.min_pow` (NIP-13) |
 //! | false | `auth-required:` | 42501 `insufficient_privilege` | protected event (NIP-70) with no authenticated pubkey |
 //! | false | `restricted:` | 42501 `insufficient_privilege` | protected event authenticated as someone else |
+//! | false | `error:` | 53400 `configuration_limit_exceeded` | the batch had no room left to lock it (`nostr.max_locks_per_batch`): send it again |
 //!
 //! Every message keeps its prefix in SQL errors too, so the two views agree.
 
@@ -26,6 +27,8 @@ pub enum Reject {
     Pow(String),
     AuthRequired(String),
     Restricted(String),
+    /// Not looked at, for want of a resource; the same event may succeed later.
+    Error(String),
 }
 
 impl Reject {
@@ -37,6 +40,7 @@ impl Reject {
             Reject::Pow(_) => "pow",
             Reject::AuthRequired(_) => "auth-required",
             Reject::Restricted(_) => "restricted",
+            Reject::Error(_) => "error",
         }
     }
 
@@ -48,7 +52,8 @@ impl Reject {
             | Reject::Blocked(m)
             | Reject::Pow(m)
             | Reject::AuthRequired(m)
-            | Reject::Restricted(m) => m,
+            | Reject::Restricted(m)
+            | Reject::Error(m) => m,
         }
     }
 
@@ -69,6 +74,7 @@ impl Reject {
             Reject::Duplicate(_) | Reject::Superseded(_) => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
             Reject::Blocked(_) | Reject::Pow(_) => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
             Reject::AuthRequired(_) | Reject::Restricted(_) => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Reject::Error(_) => PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
         }
     }
 

@@ -3,11 +3,15 @@
 //! all obey them; nothing reaches the table around them.
 //!
 //! Races are closed with transaction-scoped advisory locks taken before any
-//! check: one per event id (duplicate insert vs. insert, deletion vs. insert),
-//! one per replaceable address (two versions at once), and one per author
-//! (shared by ordinary inserts, exclusive for a vanish request). Each check
-//! then runs as its own statement, so under READ COMMITTED it sees whatever
-//! the transaction it waited for committed. Unique indexes back this up.
+//! check: one per event id (duplicate insert vs. insert), one per replaceable
+//! address (two versions at once), and one per author (shared by ordinary
+//! inserts, exclusive for a deletion or vanish request, which only ever touch
+//! the author's own events: so a deletion and an insert of one of its targets
+//! wait for each other). Each check then runs as its own statement, so under
+//! READ COMMITTED it sees whatever the transaction it waited for committed.
+//! Unique indexes back this up. An event takes at most [`MAX_LOCKS_PER_EVENT`]
+//! locks, however many tags it has: they are held until commit, in the
+//! server's shared lock table.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -112,24 +116,20 @@ fn is_vanish_for_us(event: &Event) -> bool {
     })
 }
 
+/// The most locks [`locks_for`] returns for one event.
+pub const MAX_LOCKS_PER_EVENT: usize = 3;
+
 /// Every lock admitting `event` takes, so a batch can take them all up front in
-/// one global order (no deadlocks between concurrent batches).
+/// one global order (no deadlocks between concurrent batches): its id, its
+/// author, and its address if it has one. A deletion locks its author
+/// exclusively rather than each target (NIP-09 lets it delete only the
+/// author's own events, and every insert of those holds the author's lock):
+/// one lock per `e` or `a` tag would let one event fill the lock table.
 pub fn locks_for(event: &Event) -> Vec<LockKey> {
-    let mut keys = vec![id_lock(&event.id), author_lock(&event.pubkey, is_vanish_for_us(event))];
+    let exclusive = event.kind == DELETION || is_vanish_for_us(event);
+    let mut keys = vec![id_lock(&event.id), author_lock(&event.pubkey, exclusive)];
     if let Some(d) = d_key(event) {
         keys.push(address_lock(&event.pubkey, event.kind, &d));
-    }
-    if event.kind == DELETION {
-        for v in event.tag_values("e") {
-            if let Some(target) = hex::decode_fixed::<32>(v) {
-                keys.push(id_lock(&target));
-            }
-        }
-        for v in event.tag_values("a") {
-            if let Some((kind, d)) = address_target(v, &event.pubkey) {
-                keys.push(address_lock(&event.pubkey, kind, &d));
-            }
-        }
     }
     keys
 }
@@ -304,51 +304,66 @@ pub fn admit(
 
 /// NIP-09: remove the author's own targets and remember them, so they cannot
 /// be published again. Deletion requests themselves are never deleted this way.
+/// Set-based (a few statements whatever the number of tags): a deletion may
+/// name thousands of targets.
 fn apply_deletion(client: &mut SpiClient<'_>, event: &Event) -> SpiResult<()> {
     let b = oid::<Vec<u8>>();
-    let i4 = oid::<i32>();
+    let bs = oid::<Vec<Vec<u8>>>();
+    let i4s = oid::<Vec<i32>>();
     let i8 = oid::<i64>();
-    let t = oid::<String>();
-    for v in event.tag_values("e") {
-        let Some(target) = hex::decode_fixed::<32>(v) else {
-            continue;
-        };
+    let ts = oid::<Vec<String>>();
+    let mut ids: Vec<Vec<u8>> = event
+        .tag_values("e")
+        .filter_map(hex::decode_fixed::<32>)
+        .map(|id| id.to_vec())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if !ids.is_empty() {
         run(
             client,
-            "INSERT INTO nostr.deleted_ids (id, pubkey, deleted_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[b, b, b],
-            &[bytea(&target), bytea(&event.pubkey), bytea(&event.id)],
+            "INSERT INTO nostr.deleted_ids (id, pubkey, deleted_by) SELECT t, $2, $3 FROM unnest($1::bytea[]) t
+             ON CONFLICT DO NOTHING",
+            &[bs, b, b],
+            &[ids.clone().into(), bytea(&event.pubkey), bytea(&event.id)],
         )?;
         run(
             client,
-            "DELETE FROM nostr.events WHERE id = $1 AND pubkey = $2 AND kind <> 5",
-            &[b, b],
-            &[bytea(&target), bytea(&event.pubkey)],
+            "DELETE FROM nostr.events WHERE id = ANY($1) AND pubkey = $2 AND kind <> 5",
+            &[bs, b],
+            &[ids.into(), bytea(&event.pubkey)],
         )?;
     }
-    for v in event.tag_values("a") {
-        let Some((kind, d)) = address_target(v, &event.pubkey) else {
-            continue;
-        };
-        let kind = i32::from(kind);
+    let mut addresses: Vec<(i32, String)> = event
+        .tag_values("a")
+        .filter_map(|v| address_target(v, &event.pubkey))
+        .map(|(kind, d)| (i32::from(kind), d))
+        .collect();
+    // One row per address: an upsert may not touch a row twice.
+    addresses.sort_unstable();
+    addresses.dedup();
+    if !addresses.is_empty() {
+        let (kinds, ds): (Vec<i32>, Vec<String>) = addresses.into_iter().unzip();
         run(
             client,
-            "INSERT INTO nostr.deleted_addresses (pubkey, kind, d_key, until_created_at) VALUES ($1, $2, $3, $4)
+            "INSERT INTO nostr.deleted_addresses (pubkey, kind, d_key, until_created_at)
+             SELECT $1, a.kind, a.d_key, $4 FROM unnest($2::int[], $3::text[]) AS a (kind, d_key)
              ON CONFLICT (pubkey, kind, d_key) DO UPDATE
              SET until_created_at = greatest(nostr.deleted_addresses.until_created_at, excluded.until_created_at)",
-            &[b, i4, t, i8],
+            &[b, i4s, ts, i8],
             &[
                 bytea(&event.pubkey),
-                kind.into(),
-                d.clone().into(),
+                kinds.clone().into(),
+                ds.clone().into(),
                 event.created_at.into(),
             ],
         )?;
         run(
             client,
-            "DELETE FROM nostr.events WHERE pubkey = $1 AND kind = $2 AND d_key = $3 AND created_at <= $4",
-            &[b, i4, t, i8],
-            &[bytea(&event.pubkey), kind.into(), d.into(), event.created_at.into()],
+            "DELETE FROM nostr.events e USING unnest($2::int[], $3::text[]) AS a (kind, d_key)
+             WHERE e.pubkey = $1 AND e.kind = a.kind AND e.d_key = a.d_key AND e.created_at <= $4",
+            &[b, i4s, ts, i8],
+            &[bytea(&event.pubkey), kinds.into(), ds.into(), event.created_at.into()],
         )?;
     }
     Ok(())

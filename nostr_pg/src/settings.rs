@@ -11,11 +11,19 @@
 //! | `nostr.max_event_bytes` | 262144 | canonical size above which events are refused |
 //! | `nostr.max_batch` | 1000 | events per `publish_batch` call (each holds a few locks until commit) |
 //! | `nostr.relay_url` | unset | this relay's URL, for NIP-62 vanish requests |
+//! | `nostr.max_locks_per_batch` | 0 (auto) | advisory locks one `publish_batch` may hold; superuser only |
+//! | `nostr.housekeeping_interval` | 60s | pause between housekeeping passes (0: none); server-wide |
+//! | `nostr.housekeeping_batch` | 1000 | rows housekeeping removes per transaction; superuser only |
+//! | `nostr.transit_retention` | 5min | how long transit rows are kept after their transaction; superuser only |
+//! | `nostr.retention` | empty | how long events are kept, by kind (see [`crate::retention`]); superuser only |
 
-use std::ffi::{CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pgrx::{pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+use crate::retention;
 
 /// Whether this library registered the settings. When a backend has loaded
 /// another version of the extension's library first (during `ALTER EXTENSION
@@ -44,9 +52,44 @@ impl Int {
         if OWN.load(Ordering::Relaxed) {
             return self.guc.get();
         }
-        by_name(self.name)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(self.default)
+        by_name(self.name).and_then(|v| parse_int(&v)).unwrap_or(self.default)
+    }
+
+    fn register(
+        &'static self,
+        short: &'static CStr,
+        long: &'static CStr,
+        min: i32,
+        max: i32,
+        context: GucContext,
+        flags: GucFlags,
+    ) {
+        GucRegistry::define_int_guc(self.name, short, long, &self.guc, min, max, context, flags);
+    }
+}
+
+/// A text setting.
+pub struct Str {
+    name: &'static CStr,
+    guc: GucSetting<Option<CString>>,
+}
+
+impl Str {
+    const fn new(name: &'static CStr) -> Str {
+        Str {
+            name,
+            guc: GucSetting::<Option<CString>>::new(None),
+        }
+    }
+
+    /// The value, `None` when unset or empty.
+    pub fn get(&self) -> Option<String> {
+        let v = if OWN.load(Ordering::Relaxed) {
+            self.guc.get().map(|c| c.to_string_lossy().into_owned())
+        } else {
+            by_name(self.name)
+        };
+        v.filter(|s| !s.is_empty())
     }
 }
 
@@ -57,8 +100,12 @@ pub static MAX_LIMIT: Int = Int::new(c"nostr.max_limit", 5000);
 pub static MAX_FILTERS: Int = Int::new(c"nostr.max_filters", 50);
 pub static MAX_EVENT_BYTES: Int = Int::new(c"nostr.max_event_bytes", 262_144);
 pub static MAX_BATCH: Int = Int::new(c"nostr.max_batch", 1000);
-const RELAY_URL_NAME: &CStr = c"nostr.relay_url";
-static RELAY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MAX_LOCKS_PER_BATCH: Int = Int::new(c"nostr.max_locks_per_batch", 0);
+pub static RELAY_URL: Str = Str::new(c"nostr.relay_url");
+pub static HOUSEKEEPING_INTERVAL: Int = Int::new(c"nostr.housekeeping_interval", 60);
+pub static HOUSEKEEPING_BATCH: Int = Int::new(c"nostr.housekeeping_batch", 1000);
+pub static TRANSIT_RETENTION: Int = Int::new(c"nostr.transit_retention", 300);
+pub static RETENTION: Str = Str::new(c"nostr.retention");
 
 /// The current value of a setting, by name (`None` if it does not exist).
 fn by_name(name: &CStr) -> Option<String> {
@@ -69,6 +116,25 @@ fn by_name(name: &CStr) -> Option<String> {
         let v = pg_sys::GetConfigOption(name.as_ptr(), true, false);
         (!v.is_null()).then(|| CStr::from_ptr(v).to_string_lossy().into_owned())
     }
+}
+
+/// An integer as `GetConfigOption` shows it: plain, or in seconds with a
+/// unit (`300` for seconds is shown `5min`).
+fn parse_int(text: &str) -> Option<i32> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '-')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    i32::try_from(n.checked_mul(scale)?).ok()
 }
 
 /// Whether a setting is already defined by a library (not just a
@@ -87,56 +153,175 @@ pub fn register() {
         return;
     }
     OWN.store(true, Ordering::Relaxed);
-    let int = |setting: &'static Int, short, min, max| {
-        GucRegistry::define_int_guc(
-            setting.name,
-            short,
-            c"",
-            &setting.guc,
-            min,
-            max,
-            GucContext::Userset,
-            GucFlags::default(),
-        )
+    let user = |setting: &'static Int, short, min, max| {
+        setting.register(short, c"", min, max, GucContext::Userset, GucFlags::default());
     };
-    int(
+    user(
         &MAX_FUTURE_SECONDS,
         c"NIP-22: how far ahead of now created_at may be.",
         0,
         i32::MAX,
     );
-    int(
+    user(
         &MAX_PAST_SECONDS,
         c"NIP-22: how far behind now created_at may be (0: no limit).",
         0,
         i32::MAX,
     );
-    int(&MIN_POW, c"NIP-13: minimum proof-of-work difficulty in bits.", 0, 256);
-    int(&MAX_LIMIT, c"Cap on each filter's limit.", 1, 1_000_000);
-    int(&MAX_FILTERS, c"Filters allowed in one req or count call.", 1, 10_000);
-    int(
+    user(&MIN_POW, c"NIP-13: minimum proof-of-work difficulty in bits.", 0, 256);
+    user(&MAX_LIMIT, c"Cap on each filter's limit.", 1, 1_000_000);
+    user(&MAX_FILTERS, c"Filters allowed in one req or count call.", 1, 10_000);
+    user(
         &MAX_EVENT_BYTES,
         c"Largest canonical event accepted, in bytes.",
         512,
         1 << 30,
     );
-    int(&MAX_BATCH, c"Events per publish_batch call.", 1, 100_000);
+    user(&MAX_BATCH, c"Events per publish_batch call.", 1, 100_000);
+    // Superuser only: it guards the lock table every session shares.
+    MAX_LOCKS_PER_BATCH.register(
+        c"Advisory locks one publish_batch may hold (0: an eighth of the lock table).",
+        c"Events past it are answered 'error:' and can be sent again.",
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
-        RELAY_URL_NAME,
+        RELAY_URL.name,
         c"This relay's URL, matched against NIP-62 vanish requests.",
         c"",
-        &RELAY_URL,
+        &RELAY_URL.guc,
         GucContext::Userset,
         GucFlags::default(),
     );
+    register_housekeeping();
+}
+
+/// Housekeeping's settings (see `crate::housekeeping`). The interval is read
+/// by the worker that starts the passes: server-wide (postgresql.conf or
+/// ALTER SYSTEM, then a reload). The others are read by each pass, which
+/// connects anew: per database too (ALTER DATABASE ... SET).
+fn register_housekeeping() {
+    HOUSEKEEPING_INTERVAL.register(
+        c"Pause between housekeeping passes over every database (0: no passes).",
+        c"Needs nostr_pg in shared_preload_libraries.",
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    HOUSEKEEPING_BATCH.register(
+        c"Rows housekeeping removes per transaction.",
+        c"",
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    TRANSIT_RETENTION.register(
+        c"How long nostr.transit rows are kept after their transaction ended.",
+        c"A gateway that lost its LISTEN connection for longer cannot fill the gap and says so.",
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    // SAFETY: the check hook is guarded and only reads the proposed value.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            RETENTION.name,
+            c"How long events are kept, by kind: e.g. '1:90d, 7:30d, *:1y' (empty: forever).",
+            c"KINDS is a kind, a range like 30000-39999, or * for every other kind; AGE is a number of s, min, h, d, w or y, or forever.",
+            &RETENTION.guc,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_retention),
+            None,
+            None,
+        );
+    }
+}
+
+/// Refuses a `nostr.retention` value that does not parse, saying why.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_retention(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: Postgres passes a valid pointer to a C string or to NULL.
+    let text = unsafe {
+        match newval.as_ref() {
+            Some(p) if !p.is_null() => CStr::from_ptr(*p).to_string_lossy().into_owned(),
+            _ => String::new(),
+        }
+    };
+    match retention::parse(&text) {
+        Ok(_) => true,
+        Err(e) => {
+            let detail = CString::new(e.to_string()).unwrap_or_default();
+            // SAFETY: Postgres reads this after the hook returns; pstrdup
+            // copies the message into its current memory context.
+            unsafe {
+                pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr());
+            }
+            false
+        }
+    }
+}
+
+/// The retention rules (an empty list when unset). The check hook refused
+/// anything that does not parse, so an error here is a bug worth raising.
+pub fn retention_rules() -> Result<Vec<retention::Rule>, retention::RetentionError> {
+    retention::parse(&RETENTION.get().unwrap_or_default())
+}
+
+/// Seconds, as the unsigned count they are.
+fn seconds(setting: &Int) -> u64 {
+    u64::try_from(setting.get()).unwrap_or(0)
+}
+
+/// The pause between housekeeping passes (`None`: no passes).
+pub fn housekeeping_interval() -> Option<std::time::Duration> {
+    Some(seconds(&HOUSEKEEPING_INTERVAL))
+        .filter(|s| *s > 0)
+        .map(std::time::Duration::from_secs)
+}
+
+/// Rows housekeeping removes per transaction.
+pub fn housekeeping_batch() -> i32 {
+    HOUSEKEEPING_BATCH.get().max(1)
+}
+
+/// How long transit rows are kept, in seconds.
+pub fn transit_retention_secs() -> u64 {
+    seconds(&TRANSIT_RETENTION)
 }
 
 /// The relay URL, if set and non-empty.
 pub fn relay_url() -> Option<String> {
-    let url = if OWN.load(Ordering::Relaxed) {
-        RELAY_URL.get().and_then(|c| c.into_string().ok())
+    RELAY_URL.get()
+}
+
+/// The fewest locks a batch may hold, whatever the setting: every event fits.
+const MIN_LOCKS_PER_BATCH: usize = 16;
+
+/// How many advisory locks one `publish_batch` may hold: `nostr.max_locks_per_batch`,
+/// or when that is 0 an eighth of the server's shared lock table
+/// (`max_locks_per_transaction` × the backends it is sized for), so that
+/// a few full batches at once still leave most of it to every other session.
+pub fn max_locks_per_batch() -> usize {
+    let set = usize::try_from(MAX_LOCKS_PER_BATCH.get()).unwrap_or(0);
+    let budget = if set > 0 {
+        set
     } else {
-        by_name(RELAY_URL_NAME)
+        // SAFETY: plain integers the postmaster set before any backend started.
+        let (per_xact, backends) = unsafe { (pgrx::pg_sys::max_locks_per_xact, pgrx::pg_sys::MaxBackends) };
+        let table = usize::try_from(per_xact)
+            .unwrap_or(0)
+            .saturating_mul(usize::try_from(backends).unwrap_or(0));
+        table / 8
     };
-    url.filter(|s| !s.is_empty())
+    budget.max(MIN_LOCKS_PER_BATCH)
 }

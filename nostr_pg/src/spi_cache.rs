@@ -2,6 +2,12 @@
 //! costs more than running these index probes, so every statement the publish
 //! rules and queries run is prepared once per backend and reused. Plans live
 //! in Postgres' plan cache, which revalidates them after schema changes.
+//!
+//! The query planner (`query::plan`) writes SQL whose text follows the shape
+//! of each filter (which conditions, how many tag letters), so clients can
+//! make a backend see any number of distinct statements: the cache keeps the
+//! [`CAPACITY`] most recently used plans and frees the least recently used
+//! one beyond that.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,9 +17,48 @@ use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 use pgrx::PgOid;
 
+/// Most plans one backend keeps: a few dozen fixed statements and the shapes
+/// of filters seen lately.
+pub const CAPACITY: usize = 256;
+
+/// Plans by SQL text, each with the tick of its last use.
+#[derive(Default)]
+struct Plans {
+    by_sql: HashMap<String, (OwnedPreparedStatement, u64)>,
+    tick: u64,
+}
+
+impl Plans {
+    fn put(&mut self, key: String, plan: OwnedPreparedStatement) {
+        self.tick += 1;
+        self.by_sql.insert(key, (plan, self.tick));
+        if self.by_sql.len() > CAPACITY {
+            // A linear scan, only when a new statement was just planned,
+            // which costs far more than looking at 256 ticks.
+            let oldest = self
+                .by_sql
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                // Dropping the plan frees it (SPI_freeplan).
+                self.by_sql.remove(&k);
+            }
+        }
+    }
+}
+
 thread_local! {
     // Backend-local: a Postgres backend is single-threaded.
-    static PLANS: RefCell<HashMap<String, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    static PLANS: RefCell<Plans> = RefCell::new(Plans::default());
+}
+
+/// How many prepared plans this backend holds: at most [`CAPACITY`]. For the
+/// tests of that bound.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _plan_cache_size() -> i32 {
+    let n = PLANS.with(|plans| plans.borrow().by_sql.len());
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// Runs `sql` (with parameter types `types`) through a cached plan. Statements
@@ -51,13 +96,13 @@ struct Taken(String, OwnedPreparedStatement);
 
 impl Taken {
     fn put_back(self) {
-        PLANS.with(|plans| plans.borrow_mut().insert(self.0, self.1));
+        PLANS.with(|plans| plans.borrow_mut().put(self.0, self.1));
     }
 }
 
 fn cached(key: String, prepare: impl FnOnce() -> SpiResult<OwnedPreparedStatement>) -> SpiResult<Taken> {
-    match PLANS.with(|plans| plans.borrow_mut().remove(&key)) {
-        Some(plan) => Ok(Taken(key, plan)),
+    match PLANS.with(|plans| plans.borrow_mut().by_sql.remove(&key)) {
+        Some((plan, _)) => Ok(Taken(key, plan)),
         None => Ok(Taken(key, prepare()?)),
     }
 }

@@ -21,6 +21,7 @@ use crate::notify;
 use crate::publish;
 use crate::reject::Reject;
 use crate::rules::{self, Admission};
+use crate::settings;
 use crate::spi_cache::{oid, run};
 
 #[derive(thiserror::Error, Debug)]
@@ -93,7 +94,8 @@ fn fill_derived_columns(row: &mut PgHeapTuple<'_, AllocatedByRust>, event: &Even
 }
 
 /// How often (in accepted events, by sequence number) the insert path purges
-/// old transit rows, so a database used without a gateway stays bounded too.
+/// old transit rows (older than `nostr.transit_retention`, as housekeeping
+/// does), so a database stays bounded without the housekeeping worker too.
 const PURGE_EVERY: i64 = 4096;
 
 /// Writes an accepted event to `nostr.transit` (with the stored row's `seq`,
@@ -111,7 +113,16 @@ fn in_transit(seq: Option<i64>, event: NostrEvent) -> Result<(), SpiError> {
     })?;
     notify::record();
     if seq.is_some_and(|s| s % PURGE_EVERY == 0) {
-        Spi::connect_mut(|client| run(client, "SELECT nostr.purge_transit()", &[], &[]).map(|_| ()))?;
+        let retention = format!("{} seconds", settings::transit_retention_secs());
+        Spi::connect_mut(|client| {
+            run(
+                client,
+                "SELECT nostr.purge_transit($1::interval)",
+                &[oid::<String>()],
+                &[retention.into()],
+            )
+            .map(|_| ())
+        })?;
     }
     Ok(())
 }

@@ -9,9 +9,17 @@ fn script() -> PathBuf {
 
 /// Runs `cluster.sh CMD DIR PORT`; its stdout, or its stderr as the error.
 pub fn run(cmd: &str, dir: &str, port: u16) -> Result<String, String> {
+    run_preloading(cmd, dir, port, true)
+}
+
+/// Like [`run`]; with `preload` false the cluster does not preload the
+/// extension's library (as a server that never had it in
+/// `shared_preload_libraries`).
+pub fn run_preloading(cmd: &str, dir: &str, port: u16, preload: bool) -> Result<String, String> {
     let out = std::process::Command::new("bash")
         .arg(script())
         .args([cmd, dir, &port.to_string()])
+        .env("NOSTR_PG_PRELOAD", if preload { "on" } else { "off" })
         .output()
         .map_err(|e| e.to_string())?;
     if out.status.success() {
@@ -26,21 +34,32 @@ pub struct OwnCluster {
     pub port: u16,
     /// The admin URL of its `nostr` database (the extension created).
     pub url: String,
+    preload: bool,
 }
 
 impl OwnCluster {
     /// Creates and starts a cluster in the temp dir, on a free port.
     pub fn start(label: &str) -> OwnCluster {
+        OwnCluster::start_preloading(label, true)
+    }
+
+    /// Like [`OwnCluster::start`], preloading the extension's library or not.
+    pub fn start_preloading(label: &str, preload: bool) -> OwnCluster {
         let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("nostr_pg-{label}-{}", std::process::id()));
         let dir = dir.to_string_lossy().into_owned();
-        let url = run("start", &dir, port).unwrap_or_else(|e| panic!("start cluster {dir}: {e}"));
-        OwnCluster { dir, port, url }
+        let url = run_preloading("start", &dir, port, preload).unwrap_or_else(|e| panic!("start cluster {dir}: {e}"));
+        OwnCluster {
+            dir,
+            port,
+            url,
+            preload,
+        }
     }
 
     /// `stop` (fast shutdown), `start` again, or `crash` (immediate).
     pub fn ctl(&self, cmd: &str) {
-        run(cmd, &self.dir, self.port).unwrap_or_else(|e| panic!("cluster.sh {cmd}: {e}"));
+        run_preloading(cmd, &self.dir, self.port, self.preload).unwrap_or_else(|e| panic!("cluster.sh {cmd}: {e}"));
     }
 
     /// The postmaster's process id.

@@ -56,7 +56,12 @@ impl TestDb {
     /// A fresh database in which `create` (if any) runs first, for tests of
     /// other versions of the extension.
     pub async fn with_extension(label: &str, create: Option<&str>) -> TestDb {
-        let admin = cluster_url();
+        TestDb::on_cluster(&cluster_url(), label, create).await
+    }
+
+    /// A fresh database on the cluster `admin` names (a superuser's URL).
+    pub async fn on_cluster(admin: &str, label: &str, create: Option<&str>) -> TestDb {
+        let admin = admin.to_owned();
         let name = format!(
             "t_{}_{}_{}",
             label,

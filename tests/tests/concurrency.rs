@@ -83,6 +83,32 @@ async fn deletion_racing_insert_never_leaves_the_event() {
     }
 }
 
+/// A deletion by `a` tag locks its author, not each address: an addressable
+/// event of that author published at the same moment still waits for it.
+#[tokio::test]
+async fn deletion_by_address_racing_insert_never_leaves_the_event() {
+    let keys = Keys::from_seed("race-delete-a");
+    let t = now() - 100;
+    let article = keys.sign(t, 30023, tags(&[&["d", "post"]]), "to be deleted");
+    let address = format!("30023:{}:post", hex::encode(&keys.pubkey()));
+    let deletion = keys.sign(t + 1, 5, tags(&[&["a", &address]]), "");
+    for (label, first, second) in [
+        ("a_insert_first", &article, &deletion),
+        ("a_delete_first", &deletion, &article),
+    ] {
+        let db = TestDb::new(label).await;
+        let (ra, rb) = overlapping(&db, &first.canonical_json(), &second.canonical_json()).await;
+        assert!(ra.0, "{label}: {ra:?}");
+        let ids = stored_ids(&db, "SELECT encode(id, 'hex') FROM nostr.events").await;
+        assert_eq!(ids, vec![hex::encode(&deletion.id)], "{label}: {ra:?} {rb:?}");
+        if label == "a_delete_first" {
+            assert!(!rb.0 && rb.1.starts_with("blocked: "), "{label}: {rb:?}");
+        } else {
+            assert!(rb.0, "{label}: {rb:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_same_event_from_two_connections_is_stored_once() {
     let db = TestDb::new("dup_race").await;

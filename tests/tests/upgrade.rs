@@ -8,6 +8,7 @@
 
 mod support;
 
+use e2e::cluster::OwnCluster;
 use e2e::relay::{Client, Gateway};
 use e2e::{now, TestDb};
 use nostr_pg_core::hex;
@@ -124,11 +125,15 @@ fn schema(db: &TestDb) -> String {
 async fn every_release_updates_to_the_current_one_without_losing_data() {
     let versions = old_versions();
     assert!(!versions.is_empty(), "nostr_pg/sql/old-versions lists no release");
-    let fresh = TestDb::new("upgrade_fresh").await;
+    // A server as one running an old release is: not preloading the new
+    // library (an old library defines the same settings, and two
+    // definitions are an error).
+    let own = OwnCluster::start_preloading("upgrade", false);
+    let fresh = TestDb::on_cluster(&own.url, "upgrade_fresh", Some("CREATE EXTENSION nostr_pg")).await;
     let fresh_schema = schema(&fresh);
     for old in versions {
         let create = format!("CREATE EXTENSION nostr_pg VERSION '{old}'");
-        let db = TestDb::with_extension("upgrade", Some(&create)).await;
+        let db = TestDb::on_cluster(&own.url, "upgrade", Some(&create)).await;
         let c = db.client().await;
         let version: String = c
             .query_one("SELECT extversion FROM pg_extension WHERE extname = 'nostr_pg'", &[])

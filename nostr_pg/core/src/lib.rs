@@ -11,10 +11,12 @@
 //! - [`tags`]: index keys for single-letter tags, safe for btree and text.
 //! - [`hex`]: strict lowercase hex for ids, pubkeys and signatures.
 //! - [`sign`]: signing, for tests and tools (the relay never signs).
+//! - [`batch`]: the answer for events a publish batch had no room to lock.
 //!
 //! Nothing here panics on client-shaped input: every failure is a typed error.
 
 pub mod access;
+pub mod batch;
 pub mod canonical;
 pub mod error;
 pub mod event;
