@@ -12,7 +12,7 @@ pub mod rng;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The admin URL of the test cluster. Missing is an error, not a skip: these
 /// tests are run by `pg_config/test.sh`, which starts the cluster.
@@ -29,8 +29,10 @@ pub fn with_database(url: &str, db: &str) -> String {
     }
 }
 
+/// Connects as the gateway would (the URL's `sslmode` and `sslrootcert`
+/// honoured, see `gateway::db::tls`).
 pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
+    let (client, conn) = gateway::db::tls::connect(url)
         .await
         .unwrap_or_else(|e| panic!("connect {url}: {e}"));
     tokio::spawn(async move {
@@ -92,7 +94,7 @@ impl Drop for TestDb {
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 rt.block_on(async move {
-                    if let Ok((c, conn)) = tokio_postgres::connect(&admin, NoTls).await {
+                    if let Ok((c, conn)) = gateway::db::tls::connect(&admin).await {
                         tokio::spawn(conn);
                         let _ = c
                             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
