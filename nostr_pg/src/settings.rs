@@ -1,5 +1,11 @@
-//! The `nostr.*` settings. Each can be set per database, role, session or
-//! transaction (`SET nostr.min_pow = 20`); defaults suit a public relay.
+//! The `nostr.*` settings: the relay's policy. Defaults suit a public relay.
+//!
+//! Only a superuser may change them (`GucContext::Suset`): in
+//! `postgresql.conf`, with `ALTER DATABASE ... SET` or `ALTER ROLE ... SET`,
+//! or with `SET` in a superuser's own session. An ordinary role, the gateway's
+//! included, gets `permission denied to set parameter` (SQLSTATE 42501): were
+//! they user-settable, any client of the database could lower `nostr.min_pow`
+//! or widen the time window for the events it inserts.
 //!
 //! | setting | default | meaning |
 //! |---|---|---|
@@ -95,7 +101,7 @@ pub fn register() {
             &setting.guc,
             min,
             max,
-            GucContext::Userset,
+            GucContext::Suset,
             GucFlags::default(),
         )
     };
@@ -126,7 +132,7 @@ pub fn register() {
         c"This relay's URL, matched against NIP-62 vanish requests.",
         c"",
         &RELAY_URL,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
 }
