@@ -5,7 +5,9 @@
 //! or with `SET` in a superuser's own session. An ordinary role, the gateway's
 //! included, gets `permission denied to set parameter` (SQLSTATE 42501): were
 //! they user-settable, any client of the database could lower `nostr.min_pow`
-//! or widen the time window for the events it inserts.
+//! or widen the time window for the events it inserts. (A backend that loaded
+//! the 0.1.0 library first keeps that library's user-settable definitions
+//! until it ends; see `OWN`.)
 //!
 //! | setting | default | meaning |
 //! |---|---|---|
