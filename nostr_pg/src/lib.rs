@@ -19,8 +19,10 @@
 //!   past retention, in batches, by a background worker.
 //! - [`reject`]: verdicts, their NIP-01 prefixes and SQLSTATEs.
 //!
-//! The tables, indexes and triggers are hand-written SQL in `sql/` at the top
-//! of the repository, pulled in at build time.
+//! The tables, indexes and triggers (`sql/schema.sql`) and the privileges
+//! (`sql/privileges.sql`: who may publish, `nostr.grant_relay`,
+//! `nostr.grant_reader`) are hand-written SQL in `sql/` at the top of the
+//! repository, pulled in at build time.
 
 use pgrx::prelude::*;
 
@@ -57,6 +59,9 @@ extension_sql_file!(
     name = "housekeeping",
     requires = ["schema"]
 );
+
+// Grants and revokes, once every object they name exists.
+extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
 
 #[allow(non_snake_case)]
 #[pg_guard]

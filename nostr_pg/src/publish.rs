@@ -6,6 +6,15 @@
 //! raising, so one refused event does not abort the batch; SQL cannot reach
 //! that slot. A batch is one statement: one commit and one notification for
 //! all of its events.
+//!
+//! Both functions run with the rights of the extension's owner (`SECURITY
+//! DEFINER`, with a fixed `search_path`), and only roles granted EXECUTE may
+//! call them (`nostr.grant_relay`, `sql/privileges.sql`). So the gateway's
+//! role needs no write privilege on any table: all it can do to the relay's
+//! state is publish events through every rule. Were it to insert with its
+//! own rights, it would need INSERT and DELETE on `nostr.events` and the
+//! tables the rules keep (deletions, vanished authors, transit), and with
+//! them could delete any event or block any id around the rules.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -80,7 +89,8 @@ type Parsed = (String, Result<Event, Reject>);
 /// (the NIP-01 `OK` boolean: true for a new event and for a duplicate), and
 /// the NIP-01 message (`duplicate:`, `invalid:`, ... or '' for a new event).
 /// `auth_pubkeys[i]` is the NIP-42 pubkey of whoever sent `events[i]`.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn publish_batch(
     events: Vec<Option<String>>,
     auth_pubkeys: default!(Option<Vec<Option<String>>>, "NULL"),
@@ -163,7 +173,8 @@ fn within_lock_budget(parsed: Vec<Parsed>, budget: usize) -> (Vec<Parsed>, Vec<r
 }
 
 /// Publishes one event; see `publish_batch`.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn publish(
     event: Option<String>,
     auth_pubkey: default!(Option<String>, "NULL"),

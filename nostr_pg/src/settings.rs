@@ -1,5 +1,13 @@
-//! The `nostr.*` settings. Each can be set per database, role, session or
-//! transaction (`SET nostr.min_pow = 20`); defaults suit a public relay.
+//! The `nostr.*` settings: the relay's policy. Defaults suit a public relay.
+//!
+//! Only a superuser may change them (`GucContext::Suset`): in
+//! `postgresql.conf`, with `ALTER DATABASE ... SET` or `ALTER ROLE ... SET`,
+//! or with `SET` in a superuser's own session. An ordinary role, the gateway's
+//! included, gets `permission denied to set parameter` (SQLSTATE 42501): were
+//! they user-settable, any client of the database could lower `nostr.min_pow`
+//! or widen the time window for the events it inserts. (A backend that loaded
+//! the 0.1.0 library first keeps that library's user-settable definitions
+//! until it ends; see `OWN`.)
 //!
 //! | setting | default | meaning |
 //! |---|---|---|
@@ -153,31 +161,33 @@ pub fn register() {
         return;
     }
     OWN.store(true, Ordering::Relaxed);
-    let user = |setting: &'static Int, short, min, max| {
-        setting.register(short, c"", min, max, GucContext::Userset, GucFlags::default());
+    // Superuser only: relay policy, which no ordinary session may loosen for
+    // itself (an ALTER DATABASE/ROLE ... SET by a superuser still applies).
+    let policy = |setting: &'static Int, short, min, max| {
+        setting.register(short, c"", min, max, GucContext::Suset, GucFlags::default());
     };
-    user(
+    policy(
         &MAX_FUTURE_SECONDS,
         c"NIP-22: how far ahead of now created_at may be.",
         0,
         i32::MAX,
     );
-    user(
+    policy(
         &MAX_PAST_SECONDS,
         c"NIP-22: how far behind now created_at may be (0: no limit).",
         0,
         i32::MAX,
     );
-    user(&MIN_POW, c"NIP-13: minimum proof-of-work difficulty in bits.", 0, 256);
-    user(&MAX_LIMIT, c"Cap on each filter's limit.", 1, 1_000_000);
-    user(&MAX_FILTERS, c"Filters allowed in one req or count call.", 1, 10_000);
-    user(
+    policy(&MIN_POW, c"NIP-13: minimum proof-of-work difficulty in bits.", 0, 256);
+    policy(&MAX_LIMIT, c"Cap on each filter's limit.", 1, 1_000_000);
+    policy(&MAX_FILTERS, c"Filters allowed in one req or count call.", 1, 10_000);
+    policy(
         &MAX_EVENT_BYTES,
         c"Largest canonical event accepted, in bytes.",
         512,
         1 << 30,
     );
-    user(&MAX_BATCH, c"Events per publish_batch call.", 1, 100_000);
+    policy(&MAX_BATCH, c"Events per publish_batch call.", 1, 100_000);
     // Superuser only: it guards the lock table every session shares.
     MAX_LOCKS_PER_BATCH.register(
         c"Advisory locks one publish_batch may hold (0: an eighth of the lock table).",
@@ -192,7 +202,7 @@ pub fn register() {
         c"This relay's URL, matched against NIP-62 vanish requests.",
         c"",
         &RELAY_URL.guc,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     register_housekeeping();

@@ -62,6 +62,35 @@ impl OwnCluster {
         run_preloading(cmd, &self.dir, self.port, self.preload).unwrap_or_else(|e| panic!("cluster.sh {cmd}: {e}"));
     }
 
+    /// Serves TLS with this certificate and key (PEM) and replaces
+    /// `pg_hba.conf` with `hba`, then restarts. The files go into the data
+    /// directory, owned like it (the key readable by its owner only, as the
+    /// server demands).
+    pub fn use_tls(&self, cert_pem: &str, key_pem: &str, hba: &str) {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = std::path::Path::new(&self.dir);
+        let owner = std::fs::metadata(dir).expect("data directory");
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("chmod {path:?}: {e}"));
+            std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid()))
+                .unwrap_or_else(|e| panic!("chown {path:?}: {e}"));
+        };
+        write("server.crt", cert_pem, 0o644);
+        write("server.key", key_pem, 0o600);
+        write("pg_hba.conf", hba, 0o600);
+        let conf = dir.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        text.push_str(
+            "\n# TLS (OwnCluster::use_tls)\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        );
+        std::fs::write(&conf, text).expect("write postgresql.conf");
+        self.ctl("stop");
+        self.ctl("start");
+    }
+
     /// The postmaster's process id.
     pub fn postmaster_pid(&self) -> u32 {
         let text = std::fs::read_to_string(format!("{}/postmaster.pid", self.dir)).expect("postmaster.pid");

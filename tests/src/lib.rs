@@ -12,7 +12,7 @@ pub mod rng;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The admin URL of the test cluster. Missing is an error, not a skip: these
 /// tests are run by `pg_config/test.sh`, which starts the cluster.
@@ -29,8 +29,17 @@ pub fn with_database(url: &str, db: &str) -> String {
     }
 }
 
+/// `url` (a `postgres://` URL) with its user and password replaced.
+pub fn with_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let location = rest.split_once('@').map_or(rest, |(_, l)| l);
+    format!("{scheme}://{user}:{password}@{location}")
+}
+
+/// Connects as the gateway would (the URL's `sslmode` and `sslrootcert`
+/// honoured, see `gateway::db::tls`).
 pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
+    let (client, conn) = gateway::db::tls::connect(url)
         .await
         .unwrap_or_else(|e| panic!("connect {url}: {e}"));
     tokio::spawn(async move {
@@ -97,11 +106,61 @@ impl Drop for TestDb {
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 rt.block_on(async move {
-                    if let Ok((c, conn)) = tokio_postgres::connect(&admin, NoTls).await {
+                    if let Ok((c, conn)) = gateway::db::tls::connect(&admin).await {
                         tokio::spawn(conn);
                         let _ = c
                             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                             .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// A login role created for one test, not a superuser, with no privilege
+/// of its own; dropped when it ends. Declare it before the [`TestDb`] it is
+/// granted rights in: locals drop in reverse order, and a role cannot be
+/// dropped while a database holds grants to it.
+pub struct TestRole {
+    pub name: String,
+    pub password: String,
+    admin: String,
+}
+
+impl TestRole {
+    pub async fn new(label: &str) -> TestRole {
+        let admin = cluster_url();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("r_{label}_{}_{n}", std::process::id());
+        // Made of digits and letters we chose: safe to write into the SQL.
+        let password = format!("pw{}x{n}", std::process::id());
+        let c = connect(&admin).await;
+        c.batch_execute(&format!(
+            "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN NOSUPERUSER PASSWORD '{password}'"
+        ))
+        .await
+        .expect("create role");
+        TestRole { name, password, admin }
+    }
+
+    /// `db_url` with this role as the user.
+    pub fn url(&self, db_url: &str) -> String {
+        with_user(db_url, &self.name, &self.password)
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(async move {
+                    if let Ok((c, conn)) = gateway::db::tls::connect(&admin).await {
+                        tokio::spawn(conn);
+                        let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS {name}")).await;
                     }
                 });
             }

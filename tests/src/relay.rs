@@ -25,11 +25,17 @@ impl Gateway {
     /// Starts `$NOSTR_PG_GATEWAY_BIN --listen 127.0.0.1:0 --database-url URL EXTRA...`
     /// and waits for its `listening on ws://…` line.
     pub async fn start(database_url: &str, extra: &[&str]) -> Gateway {
+        Gateway::start_with_env(database_url, extra, &[]).await
+    }
+
+    /// [`Gateway::start`] with environment variables set for the process.
+    pub async fn start_with_env(database_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
         let bin = std::env::var("NOSTR_PG_GATEWAY_BIN")
             .expect("NOSTR_PG_GATEWAY_BIN is not set: run the end-to-end tests with `bash pg_config/test.sh`");
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

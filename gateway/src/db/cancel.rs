@@ -3,8 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{CancelToken, NoTls};
+use tokio_postgres::CancelToken;
 
+use super::tls::Tls;
 use crate::limits::lock;
 
 /// Where a running query leaves its cancel token, so closing its
@@ -34,8 +35,10 @@ impl std::fmt::Debug for CancelSlot {
 
 #[derive(Default)]
 struct SlotState {
-    /// The running statement's cancel token and start time.
-    running: Option<(CancelToken, Instant)>,
+    /// The running statement's cancel token, the TLS settings its
+    /// connection was made with (the cancel request uses them too), and its
+    /// start time.
+    running: Option<(CancelToken, Tls, Instant)>,
     /// Nobody wants the results any more.
     abandoned: bool,
     /// A cancel request went out: the connection must not be reused.
@@ -45,9 +48,9 @@ struct SlotState {
 impl CancelSlot {
     /// Publishes the token of the connection about to run the statement;
     /// false if the query was abandoned already.
-    pub(super) fn start(&self, token: CancelToken) -> bool {
+    pub(super) fn start(&self, token: CancelToken, tls: Tls) -> bool {
         let mut s = lock(&self.0);
-        s.running = Some((token, Instant::now()));
+        s.running = Some((token, tls, Instant::now()));
         !s.abandoned
     }
 
@@ -74,7 +77,7 @@ impl CancelSlot {
             let mut s = lock(&self.0);
             s.abandoned = true;
             match &s.running {
-                Some((_, started)) => started.elapsed(),
+                Some((_, _, started)) => started.elapsed(),
                 None => return false,
             }
         };
@@ -94,19 +97,19 @@ impl CancelSlot {
     /// Asks the server to cancel the running statement, if any, without
     /// waiting; the query then fails with [`DbError::Canceled`].
     pub fn cancel(&self) {
-        let token = {
+        let (token, tls) = {
             let mut s = lock(&self.0);
             s.abandoned = true;
             match s.running.take() {
-                Some((token, _)) => {
+                Some((token, tls, _)) => {
                     s.cancel_sent = true;
-                    token
+                    (token, tls)
                 }
                 None => return,
             }
         };
         tokio::spawn(async move {
-            if let Err(e) = token.cancel_query(NoTls).await {
+            if let Err(e) = token.cancel_query(tls).await {
                 tracing::debug!("cancel request failed: {e}");
             }
         });

@@ -11,20 +11,23 @@
 //! connect the pool answers `Unavailable` at once for a backoff period
 //! (100 ms doubling to 5 s), so an outage costs clients an immediate `error:`
 //! instead of a hang, and the pool reconnects by itself when the database is
-//! back.
+//! back. Every connection, pooled or not, and every cancel request is made
+//! with the TLS settings of the URL ([`tls`]: libpq's `sslmode` and
+//! `sslrootcert`).
 
 mod cancel;
+pub mod tls;
 
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use thiserror::Error;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 pub use cancel::CancelSlot;
+use tls::{Target, Tls};
 
 use crate::config::DatabaseConfig;
 use crate::limits::lock;
@@ -74,7 +77,7 @@ impl DbError {
                 message: db.message().to_owned(),
             };
         }
-        DbError::Unavailable(e.to_string())
+        DbError::Unavailable(with_causes(e))
     }
 
     /// Whether the connection, not the statement, failed (reads retry once).
@@ -134,7 +137,7 @@ pub struct PoolStatus {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
-    pg: tokio_postgres::Config,
+    target: Target,
     settings: DatabaseConfig,
     backoff: std::sync::Arc<Mutex<Backoff>>,
 }
@@ -178,15 +181,15 @@ impl Pooled {
 
 impl Db {
     pub fn new(url: &str, settings: DatabaseConfig) -> Result<Db, DbError> {
-        let mut pg = tokio_postgres::Config::from_str(url)
-            .map_err(|e| DbError::Unavailable(format!("bad database URL: {e}")))?;
+        let mut target = Target::parse(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let pg = &mut target.config;
         pg.application_name(APPLICATION_NAME);
         pg.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
         // Numbers from our own config, not client input: safe to format.
         pg.options(format!("-c statement_timeout={}", settings.statement_timeout_ms));
         let manager = Manager::from_config(
             pg.clone(),
-            NoTls,
+            target.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -200,7 +203,7 @@ impl Db {
             .map_err(|e| DbError::Unavailable(format!("pool: {e}")))?;
         Ok(Db {
             pool,
-            pg,
+            target,
             settings,
             backoff: Default::default(),
         })
@@ -208,7 +211,12 @@ impl Db {
 
     /// The parsed connection settings, for dedicated connections (LISTEN).
     pub fn pg_config(&self) -> &tokio_postgres::Config {
-        &self.pg
+        &self.target.config
+    }
+
+    /// The TLS connector every connection to this database uses.
+    pub fn tls(&self) -> &Tls {
+        &self.target.tls
     }
 
     pub fn settings(&self) -> &DatabaseConfig {
@@ -341,7 +349,7 @@ impl Db {
             let result = async {
                 let mut conn = self.get().await?;
                 let token = conn.client()?.cancel_token();
-                if !slot.start(token) {
+                if !slot.start(token, self.target.tls.clone()) {
                     return Err(DbError::Canceled);
                 }
                 let result = conn.query(sql, &[&filters, &viewers]).await;
@@ -367,6 +375,23 @@ impl Db {
             .map_err(|e| DbError::from_pg(&e))?;
         Ok(())
     }
+}
+
+/// An error and its causes, `outer: inner: ...`: tokio-postgres' own text
+/// leaves the cause out (which certificate check failed, why the connect
+/// was refused), and that is what an operator reading `/health` needs.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn proto(e: tokio_postgres::Error) -> DbError {
@@ -395,6 +420,15 @@ mod tests {
             .starts_with("error: database unavailable"));
         assert!(DbError::Unavailable("x".into()).is_connection());
         assert!(!DbError::Busy.is_connection());
+    }
+
+    #[test]
+    fn unavailable_says_why() {
+        #[derive(Debug, Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("invalid peer certificate: UnknownIssuer"));
+        assert_eq!(with_causes(&e), "outer: invalid peer certificate: UnknownIssuer");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use nostr_pg_core::Event;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use super::Fanout;
 use crate::db::{Db, DbError, CHANGES, CHECKPOINT, COMMITTED_BETWEEN, LISTEN};
@@ -107,9 +107,10 @@ impl Session<'_> {
             .keepalives_idle(KEEPALIVE_IDLE)
             .keepalives_interval(KEEPALIVE_INTERVAL)
             .keepalives_retries(KEEPALIVE_RETRIES);
-        let (client, mut connection) = match tokio::time::timeout(self.timeout, pg.connect(NoTls)).await {
+        let (client, mut connection) = match tokio::time::timeout(self.timeout, pg.connect(self.db.tls().clone())).await
+        {
             Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(Lost::new(e)),
+            Ok(Err(e)) => return Err(Lost::new(DbError::from_pg(&e))),
             Err(_) => return Err(Lost::new("connect timed out")),
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::arg;
+use gateway::db::tls::Target;
 use tokio::sync::mpsc;
-use tokio_postgres::NoTls;
 
 const REPORT_EVERY: u64 = 100_000;
 
@@ -107,11 +107,11 @@ fn read_batches(path: String, batch: usize, limit: usize, tx: mpsc::Sender<Vec<S
 }
 
 async fn worker(
-    url: String,
+    target: Target,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<String>>>>,
     stats: Arc<Mutex<Stats>>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, conn) = tokio_postgres::connect(&url, NoTls).await?;
+    let (client, conn) = target.connect().await?;
     let conn = tokio::spawn(conn);
     let stmt = client
         .prepare("SELECT accepted, message FROM nostr.publish_batch($1::text[])")
@@ -137,6 +137,7 @@ async fn worker(
 #[tokio::main]
 async fn main() {
     let url = arg("--database-url").unwrap_or_else(|| die("--database-url is required"));
+    let target = Target::parse(&url).unwrap_or_else(|e| die(&e.to_string()));
     let file = arg("--file").unwrap_or_else(|| die("--file is required"));
     let batch = num("--batch", 500);
     let connections = num("--connections", 2);
@@ -152,7 +153,7 @@ async fn main() {
     }));
     let reader = tokio::task::spawn_blocking(move || read_batches(file, batch, limit, tx));
     let workers: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(worker(url.clone(), rx.clone(), stats.clone())))
+        .map(|_| tokio::spawn(worker(target.clone(), rx.clone(), stats.clone())))
         .collect();
 
     let mut failed = false;

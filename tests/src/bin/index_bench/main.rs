@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use e2e::arg;
 use futures_util::future::poll_fn;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{AsyncMessage, Client, SimpleQueryMessage};
 
 mod cases;
 
@@ -68,7 +68,7 @@ struct Db {
 }
 
 async fn connect(url: &str) -> Res<Db> {
-    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, mut conn) = gateway::db::tls::connect(url).await?;
     let (tx, notices) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(msg) = poll_fn(|cx| conn.poll_message(cx)).await {
