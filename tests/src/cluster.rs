@@ -9,9 +9,15 @@ fn script() -> PathBuf {
 
 /// Runs `cluster.sh CMD DIR PORT`; its stdout, or its stderr as the error.
 pub fn run(cmd: &str, dir: &str, port: u16) -> Result<String, String> {
+    run_with(cmd, dir, port, &[])
+}
+
+/// Runs `cluster.sh CMD DIR PORT EXTRA...`.
+fn run_with(cmd: &str, dir: &str, port: u16, extra: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new("bash")
         .arg(script())
         .args([cmd, dir, &port.to_string()])
+        .args(extra)
         .output()
         .map_err(|e| e.to_string())?;
     if out.status.success() {
@@ -32,9 +38,19 @@ impl OwnCluster {
     /// Creates and starts a cluster in the temp dir, on a free port.
     pub fn start(label: &str) -> OwnCluster {
         let port = crate::free_port();
-        let dir = std::env::temp_dir().join(format!("nostr_pg-{label}-{}", std::process::id()));
-        let dir = dir.to_string_lossy().into_owned();
+        let dir = temp_dir(label);
         let url = run("start", &dir, port).unwrap_or_else(|e| panic!("start cluster {dir}: {e}"));
+        OwnCluster { dir, port, url }
+    }
+
+    /// A physical backup of this running cluster (`pg_basebackup`), started
+    /// as a cluster of its own on another free port.
+    pub fn base_backup(&self, label: &str) -> OwnCluster {
+        let dir = temp_dir(label);
+        run_with("basebackup", &self.dir, self.port, &[&dir])
+            .unwrap_or_else(|e| panic!("pg_basebackup into {dir}: {e}"));
+        let port = crate::free_port();
+        let url = run("start", &dir, port).unwrap_or_else(|e| panic!("start the backup {dir}: {e}"));
         OwnCluster { dir, port, url }
     }
 
@@ -51,6 +67,11 @@ impl OwnCluster {
             .and_then(|l| l.trim().parse().ok())
             .expect("pid line")
     }
+}
+
+fn temp_dir(label: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("nostr_pg-{label}-{}", std::process::id()));
+    dir.to_string_lossy().into_owned()
 }
 
 impl Drop for OwnCluster {

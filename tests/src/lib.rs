@@ -50,6 +50,17 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 impl TestDb {
     pub async fn new(label: &str) -> TestDb {
+        let db = TestDb::empty(label).await;
+        db.client()
+            .await
+            .batch_execute("CREATE EXTENSION nostr_pg")
+            .await
+            .expect("create extension");
+        db
+    }
+
+    /// A database without the extension: what a restore starts from.
+    pub async fn empty(label: &str) -> TestDb {
         let admin = cluster_url();
         let name = format!(
             "t_{}_{}_{}",
@@ -65,10 +76,6 @@ impl TestDb {
             .await
             .expect("create database");
         let url = with_database(&admin, &name);
-        let db = connect(&url).await;
-        db.batch_execute("CREATE EXTENSION nostr_pg")
-            .await
-            .expect("create extension");
         TestDb { name, url, admin }
     }
 
