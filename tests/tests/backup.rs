@@ -225,6 +225,7 @@ async fn pg_dump_and_restore_give_back_the_same_relay() {
         started.elapsed()
     );
     let after = snapshot(&target.url, &pop).await;
+    log_snapshot("plain dump restored with psql", &after);
     assert_same(&after, &before, &pop, "plain dump restored with psql");
 
     // Custom format, restored with pg_restore by two parallel jobs (the
@@ -243,6 +244,7 @@ async fn pg_dump_and_restore_give_back_the_same_relay() {
         started.elapsed()
     );
     let after = snapshot(&target2.url, &pop).await;
+    log_snapshot("custom dump restored with pg_restore", &after);
     assert_same(&after, &before, &pop, "custom dump restored with pg_restore");
 
     // Live-delivery state is not part of a dump.
@@ -271,6 +273,7 @@ async fn a_base_backup_serves_the_same_events() {
     let copy = own.base_backup("basebackup-copy");
     drop(own);
     let mut after = snapshot(&copy.url, &pop).await;
+    log_snapshot("pg_basebackup copy", &after);
     // A sequence is logged ahead of its use (up to 32 values), and a copy
     // recovered from WAL starts where the log says: it may skip, never
     // repeat, numbers.
