@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # cluster.sh start|stop|crash|url DIR [PORT]: a local Postgres cluster for nostr_pg.
+# cluster.sh basebackup DIR PORT DEST: a physical copy of it into DEST.
 #
 # start: initdb DIR if empty (owned by `postgres` when run as root), apply
 #   pg_config/postgresql.conf, start it on 127.0.0.1:PORT with its socket in
 #   DIR, and create database `nostr` with the extension. Prints the URL.
 # stop: fast shutdown. crash: immediate shutdown, as after a power cut (the
 #   next start runs crash recovery; unlogged tables come back empty), for
-#   tests. url: print the connection URL.
+#   tests. url: print the connection URL. basebackup: pg_basebackup of the
+#   running cluster (WAL streamed along, so DEST starts on its own with
+#   `start DEST OTHER_PORT`).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 cmd=${1:-}; dir=${2:-}; port=${3:-5432}
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: cluster.sh start|stop|crash|url DIR [PORT]"
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: cluster.sh start|stop|crash|url DIR [PORT] | basebackup DIR PORT DEST"
 user=$(if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi)
 url="postgres://$user@127.0.0.1:$port/nostr"
 
@@ -54,6 +57,11 @@ crash)
     ;;
 url)
     echo "$url"
+    ;;
+basebackup)
+    dest=${4:?usage: cluster.sh basebackup DIR PORT DEST}
+    as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U "$user" -D "$dest" \
+        --wal-method=stream --checkpoint=fast
     ;;
 *) die "unknown command $cmd" ;;
 esac

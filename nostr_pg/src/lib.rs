@@ -8,7 +8,8 @@
 //!   how its values cross into Postgres.
 //! - [`rules`]: the publish rules of every kind class, run by the insert trigger
 //!   on `nostr.events`, so every path (relay, SQL, COPY) obeys them.
-//! - [`trigger`]: the triggers on `nostr.events`.
+//! - [`trigger`]: the triggers on `nostr.events`; [`restore`]: how rows
+//!   loaded from a dump get past the rules.
 //! - [`publish`]: `nostr.publish` and `nostr.publish_batch`, which report a
 //!   NIP-01 verdict per event instead of raising.
 //! - [`query`]: `nostr.req`, `nostr.count`, `nostr.matches`, `nostr.changes`.
@@ -33,6 +34,7 @@ pub mod notify;
 pub mod publish;
 pub mod query;
 pub mod reject;
+pub mod restore;
 pub mod retention;
 pub mod rules;
 pub mod settings;
@@ -77,6 +79,8 @@ mod bounds_tests;
 mod housekeeping_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod restore_tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

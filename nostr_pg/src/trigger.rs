@@ -4,10 +4,13 @@
 //! through [`crate::rules::admit`], and every derived column (binary id and
 //! pubkey, kind, timestamps, tag index keys, replaceable address, expiry) is
 //! recomputed from it, so whatever a caller wrote there is ignored. Every
-//! accepted event is also written to `nostr.transit` for live delivery (see
-//! [`crate::notify`]); ephemeral events go only there. A refused event raises
-//! an error with the SQLSTATE in [`crate::reject`], unless `nostr.publish` is
-//! collecting verdicts (see [`crate::publish`]).
+//! accepted event is numbered (`seq`) and written to `nostr.transit` for live
+//! delivery (see [`crate::notify`]); ephemeral events go only there. A refused
+//! event raises an error with the SQLSTATE in [`crate::reject`], unless
+//! `nostr.publish` is collecting verdicts (see [`crate::publish`]).
+//!
+//! A row that brings its own `seq` is a restored one (see [`crate::restore`]):
+//! stored as it is, without the rules, when its role may do that.
 
 use nostr_pg_core::Event;
 use pgrx::datum::DatumWithOid;
@@ -20,6 +23,7 @@ use crate::event_type::NostrEvent;
 use crate::notify;
 use crate::publish;
 use crate::reject::Reject;
+use crate::restore;
 use crate::rules::{self, Admission};
 use crate::settings;
 use crate::spi_cache::{oid, run};
@@ -52,19 +56,27 @@ fn events_before_insert<'a>(
         return Ok(Some(row));
     };
     let event = stored.event();
+    if row.get_by_name::<i64>("seq")?.is_some() {
+        if !restore::may_restore(trigger) {
+            return refuse(restore::refusal()).map(|()| None);
+        }
+        fill_derived_columns(&mut row, &event)?;
+        index_tags(&event)?;
+        return Ok(Some(row));
+    }
     let auth = publish::context_auth();
     let verdict = Spi::connect_mut(|client| rules::admit(client, &event, auth.as_ref()))?;
     match verdict {
         Ok(Admission::Store) => {
             fill_derived_columns(&mut row, &event)?;
-            let seq: Option<i64> = row.get_by_name("seq")?;
             index_tags(&event)?;
-            in_transit(seq, stored)?;
+            let seq = in_transit(stored)?;
+            row.set_by_name("seq", seq)?;
             publish::report(Ok(()));
             Ok(Some(row))
         }
         Ok(Admission::Ephemeral) => {
-            in_transit(None, stored)?;
+            in_transit(stored)?;
             publish::report(Ok(()));
             Ok(None)
         }
@@ -98,15 +110,16 @@ fn fill_derived_columns(row: &mut PgHeapTuple<'_, AllocatedByRust>, event: &Even
 /// does), so a database stays bounded without the housekeeping worker too.
 const PURGE_EVERY: i64 = 4096;
 
-/// Writes an accepted event to `nostr.transit` (with the stored row's `seq`,
-/// or a fresh one for ephemeral events) and makes the commit notify.
-fn in_transit(seq: Option<i64>, event: NostrEvent) -> Result<(), SpiError> {
+/// Numbers an accepted event (the transit row's default takes the next
+/// `seq`, which a stored row shares), writes it to `nostr.transit` and makes
+/// the commit notify. Returns its `seq`.
+fn in_transit(event: NostrEvent) -> Result<Option<i64>, SpiError> {
     let seq = Spi::connect_mut(|client| {
         run(
             client,
-            "INSERT INTO nostr.transit (seq, event) VALUES (coalesce($1, nextval('nostr.event_seq')), $2) RETURNING seq",
-            &[oid::<i64>(), oid::<NostrEvent>()],
-            &[DatumWithOid::from(seq), event.into()],
+            "INSERT INTO nostr.transit (event) VALUES ($1) RETURNING seq",
+            &[oid::<NostrEvent>()],
+            &[event.into()],
         )?
         .first()
         .get_one::<i64>()
@@ -124,7 +137,7 @@ fn in_transit(seq: Option<i64>, event: NostrEvent) -> Result<(), SpiError> {
             .map(|_| ())
         })?;
     }
-    Ok(())
+    Ok(seq)
 }
 
 /// Maintains `nostr.event_tags`, the ordered (tag, created_at) index that makes

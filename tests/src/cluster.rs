@@ -9,16 +9,22 @@ fn script() -> PathBuf {
 
 /// Runs `cluster.sh CMD DIR PORT`; its stdout, or its stderr as the error.
 pub fn run(cmd: &str, dir: &str, port: u16) -> Result<String, String> {
-    run_preloading(cmd, dir, port, true)
+    run_with(cmd, dir, port, &[], true)
 }
 
 /// Like [`run`]; with `preload` false the cluster does not preload the
 /// extension's library (as a server that never had it in
 /// `shared_preload_libraries`).
 pub fn run_preloading(cmd: &str, dir: &str, port: u16, preload: bool) -> Result<String, String> {
+    run_with(cmd, dir, port, &[], preload)
+}
+
+/// Runs `cluster.sh CMD DIR PORT EXTRA...`.
+fn run_with(cmd: &str, dir: &str, port: u16, extra: &[&str], preload: bool) -> Result<String, String> {
     let out = std::process::Command::new("bash")
         .arg(script())
         .args([cmd, dir, &port.to_string()])
+        .args(extra)
         .env("NOSTR_PG_PRELOAD", if preload { "on" } else { "off" })
         .output()
         .map_err(|e| e.to_string())?;
@@ -46,14 +52,30 @@ impl OwnCluster {
     /// Like [`OwnCluster::start`], preloading the extension's library or not.
     pub fn start_preloading(label: &str, preload: bool) -> OwnCluster {
         let port = crate::free_port();
-        let dir = std::env::temp_dir().join(format!("nostr_pg-{label}-{}", std::process::id()));
-        let dir = dir.to_string_lossy().into_owned();
+        let dir = temp_dir(label);
         let url = run_preloading("start", &dir, port, preload).unwrap_or_else(|e| panic!("start cluster {dir}: {e}"));
         OwnCluster {
             dir,
             port,
             url,
             preload,
+        }
+    }
+
+    /// A physical backup of this running cluster (`pg_basebackup`), started
+    /// as a cluster of its own on another free port.
+    pub fn base_backup(&self, label: &str) -> OwnCluster {
+        let dir = temp_dir(label);
+        run_with("basebackup", &self.dir, self.port, &[&dir], self.preload)
+            .unwrap_or_else(|e| panic!("pg_basebackup into {dir}: {e}"));
+        let port = crate::free_port();
+        let url =
+            run_preloading("start", &dir, port, self.preload).unwrap_or_else(|e| panic!("start the backup {dir}: {e}"));
+        OwnCluster {
+            dir,
+            port,
+            url,
+            preload: self.preload,
         }
     }
 
@@ -101,9 +123,14 @@ impl OwnCluster {
     }
 }
 
+fn temp_dir(label: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("nostr_pg-{label}-{}", std::process::id()));
+    dir.to_string_lossy().into_owned()
+}
+
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let _ = run("stop", &self.dir, self.port);
+        let _ = run_preloading("stop", &self.dir, self.port, self.preload);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod cases;
+pub mod population;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
