@@ -23,14 +23,15 @@ REVOKE EXECUTE ON FUNCTION nostr.purge_transit(interval) FROM PUBLIC;
 
 -- What a gateway needs, and no more: publish (through every rule), read
 -- events (nostr.req_json, nostr.count), read what notifications name
--- (nostr.changes, nostr.committed_between: the transit table), and check in
+-- (nostr.changes, nostr.committed_between: the transit table), see which
+-- incarnation of it a REQ read in (transit_state), and check in
 -- (nostr.live_state). LISTEN, pg_current_snapshot() and
 -- pg_current_xact_id_if_assigned() need no grant.
 CREATE FUNCTION nostr.grant_relay(grantee name) RETURNS void
     LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA nostr TO %I', grantee);
-    EXECUTE format('GRANT SELECT ON nostr.events, nostr.event_tags, nostr.transit TO %I', grantee);
+    EXECUTE format('GRANT SELECT ON nostr.events, nostr.event_tags, nostr.transit, nostr.transit_state TO %I', grantee);
     EXECUTE format(
         'GRANT EXECUTE ON FUNCTION nostr.publish_batch(text[], text[]), nostr.publish(text, text), '
         'nostr.live_state() TO %I', grantee);

@@ -35,7 +35,7 @@ use crate::query_task::QueryMsg;
 use crate::relay::Relay;
 use crate::reply::Prefix;
 use crate::shutdown::stopped;
-use crate::subscription::{LiveAction, Sub};
+use crate::subscription::{GapOutcome, LiveAction, Sub};
 
 mod req;
 
@@ -97,6 +97,9 @@ struct Session {
     query_permits: Arc<Semaphore>,
     /// Frames to write after the current step.
     out: Vec<String>,
+    /// The message of the last gap in live delivery, for subscriptions whose
+    /// fate is decided at their EOSE.
+    gap_message: Option<Arc<str>>,
     kick: bool,
 }
 
@@ -155,6 +158,7 @@ pub async fn serve<S>(
         query_tx,
         query_permits: Arc::new(Semaphore::new(QUERIES_PER_CONNECTION)),
         out: Vec::new(),
+        gap_message: None,
         kick: false,
     };
     session.out.push(protocol::auth(&session.challenge));
@@ -455,13 +459,16 @@ impl Session {
             QueryMsg::Eose {
                 sub_id,
                 generation,
-                snapshot,
+                read,
             } => {
                 if let Some(sub) = self.sub(&sub_id, generation) {
-                    let buffered = sub.on_eose(snapshot);
+                    let (buffered, gap) = sub.on_eose(read);
                     self.out.push(protocol::eose(&sub_id));
                     for e in buffered {
                         self.out.push(protocol::event(&sub_id, &e.json));
+                    }
+                    if gap == GapOutcome::Lost {
+                        self.end_lost(&sub_id);
                     }
                 }
             }
@@ -513,16 +520,29 @@ impl Session {
                     }
                 }
             }
-            LiveMsg::Closed {
-                sub_id,
-                generation,
-                message,
-            } => {
-                if self.sub(&sub_id, generation).is_some() {
-                    self.end_sub(&sub_id, protocol::closed(&sub_id, &message));
+            LiveMsg::Gap { survivor, message } => {
+                self.gap_message = Some(message);
+                let lost: Vec<Arc<str>> = self
+                    .subs
+                    .iter_mut()
+                    .filter_map(|(id, sub)| (sub.on_gap(survivor) == GapOutcome::Lost).then(|| Arc::clone(id)))
+                    .collect();
+                for sub_id in lost {
+                    self.end_lost(&sub_id);
                 }
             }
         }
+    }
+
+    /// Ends a subscription that may have lost live events (CLOSED with the
+    /// message of the gap), so the client subscribes again.
+    fn end_lost(&mut self, sub_id: &str) {
+        let message = self
+            .gap_message
+            .clone()
+            .unwrap_or_else(|| Arc::from(Prefix::Error.with("live events were lost; subscribe again")));
+        self.relay.metrics.live_gaps_closed.fetch_add(1, Relaxed);
+        self.end_sub(sub_id, protocol::closed(sub_id, &message));
     }
 
     fn on_auth(&mut self, raw: &str) {

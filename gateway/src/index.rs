@@ -196,24 +196,28 @@ impl SubIndex {
         }
     }
 
-    /// Ends every subscription with `CLOSED` and `message` (live events they
-    /// were owed are lost for good), and removes them. Returns how many.
-    pub fn close_all(&self, message: &str) -> usize {
+    /// Tells every connection with a subscription that live events were
+    /// lost (see [`LiveMsg::Gap`]); each decides which of its subscriptions
+    /// end. Returns how many connections were told.
+    pub fn report_gap(&self, survivor: Option<i64>, message: &str) -> usize {
         let message: Arc<str> = Arc::from(message);
-        let mut inner = self.write();
-        let subs = std::mem::take(&mut inner.subs);
-        inner.by_conn.clear();
-        inner.postings.clear();
-        drop(inner);
-        let n = subs.len();
-        for ((_, sub_id), entry) in subs {
-            entry.conn.offer(LiveMsg::Closed {
-                sub_id,
-                generation: entry.generation,
+        let conns: Vec<Arc<ConnHandle>> = {
+            let inner = self.read();
+            let mut seen = HashSet::new();
+            inner
+                .subs
+                .values()
+                .filter(|e| seen.insert(e.conn.id))
+                .map(|e| Arc::clone(&e.conn))
+                .collect()
+        };
+        for conn in &conns {
+            conn.offer(LiveMsg::Gap {
+                survivor,
                 message: Arc::clone(&message),
             });
         }
-        n
+        conns.len()
     }
 }
 

@@ -158,24 +158,19 @@ fn full_queues_get_their_connection_kicked() {
 }
 
 #[test]
-fn close_all_ends_every_subscription_with_its_generation() {
+fn a_gap_is_reported_once_to_each_connection() {
     let (c1, mut r1) = conn(1, 8);
     let (c2, mut r2) = conn(2, 8);
     let index = SubIndex::new();
     index.insert(&c1, "a".into(), 3, filters(r#"[{"kinds":[1]}]"#), None);
-    index.insert(&c2, "b".into(), 7, filters(r#"[{}]"#), None);
-    assert_eq!(index.close_all("error: lost"), 2);
-    assert!(index.is_empty());
-    assert!(index.read().postings.is_empty());
+    index.insert(&c1, "b".into(), 4, filters(r#"[{"kinds":[2]}]"#), None);
+    index.insert(&c2, "c".into(), 7, filters(r#"[{}]"#), None);
+    assert_eq!(index.report_gap(Some(9), "error: lost"), 2);
+    assert_eq!(index.len(), 3, "the connections decide what ends");
     match r1.try_recv() {
-        Ok(LiveMsg::Closed {
-            sub_id,
-            generation,
-            message,
-        }) => {
-            assert_eq!((&*sub_id, generation, &*message), ("a", 3, "error: lost"));
-        }
+        Ok(LiveMsg::Gap { survivor, message }) => assert_eq!((survivor, &*message), (Some(9), "error: lost")),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(r2.try_recv(), Ok(LiveMsg::Closed { generation: 7, .. })));
+    assert!(r1.try_recv().is_err(), "once per connection");
+    assert!(matches!(r2.try_recv(), Ok(LiveMsg::Gap { survivor: Some(9), .. })));
 }

@@ -34,13 +34,11 @@ pub enum LiveMsg {
         generation: u64,
         event: Arc<LiveEvent>,
     },
-    /// End subscription `sub_id` with `CLOSED` and this message: live events
-    /// it should have had were lost and cannot be recovered.
-    Closed {
-        sub_id: Arc<str>,
-        generation: u64,
-        message: Arc<str>,
-    },
+    /// Live events were lost and cannot be recovered for every subscription
+    /// of this connection: those that read in transit incarnation `survivor`
+    /// (or in none: after a crash emptied the table) are intact, every other
+    /// one ends with `CLOSED` and `message`. `survivor: None`: all end.
+    Gap { survivor: Option<i64>, message: Arc<str> },
 }
 
 /// The fanout's view of a connection: its live queue and a kill switch.

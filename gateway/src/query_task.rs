@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use crate::db::{CancelSlot, DbError};
 use crate::protocol;
 use crate::relay::Relay;
-use crate::snapshot::Snapshot;
+use crate::snapshot::ReadPoint;
 
 /// Results coming back from query tasks.
 #[derive(Debug)]
@@ -21,12 +21,12 @@ pub enum QueryMsg {
         generation: u64,
         frame: String,
     },
-    /// The stored part is over; it was read in `snapshot` (`None` when no
+    /// The stored part is over; it was read at `read` (`None` when no
     /// query ran because no stored event could match).
     Eose {
         sub_id: Arc<str>,
         generation: u64,
-        snapshot: Option<Snapshot>,
+        read: Option<ReadPoint>,
     },
     /// Ends the subscription with this frame (CLOSED, or a COUNT answer).
     Done {
@@ -97,7 +97,7 @@ impl QueryTask {
         let eose = QueryMsg::Eose {
             sub_id: Arc::clone(&self.sub_id),
             generation: self.generation,
-            snapshot: Some(stored.snapshot),
+            read: Some(stored.read),
         };
         if self.tx.send(eose).await.is_err() {
             tracing::debug!("connection closed before EOSE");

@@ -69,6 +69,14 @@ impl fmt::Display for Snapshot {
     }
 }
 
+/// Where a stored query read: its snapshot, and the incarnation (epoch) of
+/// the transit table it saw (`None` when a crash had just emptied it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPoint {
+    pub snapshot: Snapshot,
+    pub epoch: Option<i64>,
+}
+
 /// Parses an `xid8` in its text form.
 pub fn parse_xid(text: &str) -> Option<Xid> {
     text.trim().parse().ok()

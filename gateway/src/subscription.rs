@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::db::CancelSlot;
 use crate::live::LiveEvent;
-use crate::snapshot::Snapshot;
+use crate::snapshot::ReadPoint;
 
 /// How long a closed subscription's statement may keep running before it is
 /// cancelled (see [`CancelSlot`]): longer than almost every REQ takes, far
@@ -29,12 +29,13 @@ pub const CANCEL_GRACE: Duration = Duration::from_millis(100);
 enum Phase {
     Stored {
         buffered: Vec<Arc<LiveEvent>>,
+        /// A gap in live delivery reported before the query finished: decided
+        /// at EOSE, once it is known where the query read.
+        gap: Option<Option<i64>>,
     },
     /// After EOSE. `None` when no stored query ran (a filter no stored event
     /// can match): every live event is new to it.
-    Live {
-        snapshot: Option<Snapshot>,
-    },
+    Live { read: Option<ReadPoint> },
     /// A COUNT: no live part.
     Count,
 }
@@ -49,6 +50,17 @@ pub enum LiveAction {
     Overflow,
 }
 
+/// What became of a subscription told of a gap in live delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GapOutcome {
+    /// It read in the surviving incarnation: nothing it is owed was lost.
+    Intact,
+    /// It must end: events it is owed may be lost.
+    Lost,
+    /// Its stored query is still running; decided at EOSE.
+    Pending,
+}
+
 #[derive(Debug)]
 pub struct Sub {
     /// Distinguishes this subscription from an earlier one with the same id,
@@ -59,11 +71,24 @@ pub struct Sub {
     cancel: Arc<CancelSlot>,
 }
 
+/// Whether a read survives a gap whose surviving incarnation is `survivor`:
+/// it read in that incarnation, or in none (a crash had just emptied the
+/// table, so the read came after the loss).
+fn survives(read: Option<&ReadPoint>, survivor: Option<i64>) -> bool {
+    match (read, survivor) {
+        (Some(r), Some(s)) => r.epoch.is_none_or(|e| e == s),
+        _ => false,
+    }
+}
+
 impl Sub {
     pub fn req(generation: u64, cancel: Arc<CancelSlot>) -> Sub {
         Sub {
             generation,
-            phase: Phase::Stored { buffered: Vec::new() },
+            phase: Phase::Stored {
+                buffered: Vec::new(),
+                gap: None,
+            },
             task: None,
             cancel,
         }
@@ -94,15 +119,15 @@ impl Sub {
     /// Decides about a live event for this subscription.
     pub fn on_live(&mut self, event: &Arc<LiveEvent>, max_buffer: usize) -> LiveAction {
         match &mut self.phase {
-            Phase::Stored { buffered } => {
+            Phase::Stored { buffered, .. } => {
                 if buffered.len() >= max_buffer {
                     return LiveAction::Overflow;
                 }
                 buffered.push(Arc::clone(event));
                 LiveAction::Buffered
             }
-            Phase::Live { snapshot } => {
-                if snapshot.as_ref().is_some_and(|s| s.visible(event.xid)) {
+            Phase::Live { read } => {
+                if read.as_ref().is_some_and(|r| r.snapshot.visible(event.xid)) {
                     LiveAction::Skip
                 } else {
                     LiveAction::Send
@@ -112,21 +137,42 @@ impl Sub {
         }
     }
 
-    /// The stored part is done, read in `snapshot`: returns the buffered live
-    /// events to send after EOSE (those the query could not see).
-    pub fn on_eose(&mut self, snapshot: Option<Snapshot>) -> Vec<Arc<LiveEvent>> {
+    /// Live events were lost (see `LiveMsg::Gap`): does this subscription
+    /// survive?
+    pub fn on_gap(&mut self, survivor: Option<i64>) -> GapOutcome {
+        match &mut self.phase {
+            Phase::Stored { gap, .. } => {
+                // Two gaps before EOSE: the second decides (it is the later
+                // incarnation, or "none survive").
+                *gap = Some(survivor);
+                GapOutcome::Pending
+            }
+            Phase::Live { read } if survives(read.as_ref(), survivor) => GapOutcome::Intact,
+            Phase::Live { .. } => GapOutcome::Lost,
+            Phase::Count => GapOutcome::Intact,
+        }
+    }
+
+    /// The stored part is done, read at `read`: returns the buffered live
+    /// events to send after EOSE (those the query could not see), and
+    /// whether a gap reported meanwhile ends the subscription.
+    pub fn on_eose(&mut self, read: Option<ReadPoint>) -> (Vec<Arc<LiveEvent>>, GapOutcome) {
         match std::mem::replace(&mut self.phase, Phase::Count) {
-            Phase::Stored { buffered } => {
+            Phase::Stored { buffered, gap } => {
                 let out = buffered
                     .into_iter()
-                    .filter(|e| !snapshot.as_ref().is_some_and(|s| s.visible(e.xid)))
+                    .filter(|e| !read.as_ref().is_some_and(|r| r.snapshot.visible(e.xid)))
                     .collect();
-                self.phase = Phase::Live { snapshot };
-                out
+                let outcome = match gap {
+                    Some(survivor) if !survives(read.as_ref(), survivor) => GapOutcome::Lost,
+                    _ => GapOutcome::Intact,
+                };
+                self.phase = Phase::Live { read };
+                (out, outcome)
             }
             other => {
                 self.phase = other;
-                Vec::new()
+                (Vec::new(), GapOutcome::Intact)
             }
         }
     }
@@ -149,6 +195,7 @@ impl Drop for Sub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::Snapshot;
     use nostr_pg_core::sign::Keys;
 
     fn live(keys: &Keys, n: i64, xid: u64) -> Arc<LiveEvent> {
@@ -160,8 +207,11 @@ mod tests {
         })
     }
 
-    fn snap(text: &str) -> Snapshot {
-        Snapshot::parse(text).unwrap_or_else(|| panic!("{text}"))
+    fn read(text: &str, epoch: Option<i64>) -> ReadPoint {
+        ReadPoint {
+            snapshot: Snapshot::parse(text).unwrap_or_else(|| panic!("{text}")),
+            epoch,
+        }
     }
 
     #[test]
@@ -173,8 +223,10 @@ mod tests {
         assert!(sub.wants_stored());
         assert_eq!(sub.on_live(&before, 10), LiveAction::Buffered);
         assert_eq!(sub.on_live(&running, 10), LiveAction::Buffered);
-        let flushed: Vec<u64> = sub.on_eose(Some(snap("11:13:12"))).iter().map(|e| e.xid).collect();
+        let (flushed, gap) = sub.on_eose(Some(read("11:13:12", Some(1))));
+        let flushed: Vec<u64> = flushed.iter().map(|e| e.xid).collect();
         assert_eq!(flushed, vec![12], "only what the query could not see");
+        assert_eq!(gap, GapOutcome::Intact);
         assert!(!sub.wants_stored());
         // A late delivery of an event the query saw is skipped, however late.
         assert_eq!(sub.on_live(&before, 10), LiveAction::Skip);
@@ -186,8 +238,37 @@ mod tests {
         let keys = Keys::from_seed("sub-none");
         let mut sub = Sub::req(1, Arc::default());
         assert_eq!(sub.on_live(&live(&keys, 1, 3), 10), LiveAction::Buffered);
-        assert_eq!(sub.on_eose(None).len(), 1);
+        assert_eq!(sub.on_eose(None).0.len(), 1);
         assert_eq!(sub.on_live(&live(&keys, 2, 1), 10), LiveAction::Send);
+    }
+
+    #[test]
+    fn a_gap_ends_subscriptions_that_read_before_it() {
+        let at = |epoch| {
+            let mut sub = Sub::req(1, Arc::default());
+            sub.on_eose(Some(read("5:5:", epoch)));
+            sub
+        };
+        // The transit table is now incarnation 2.
+        assert_eq!(at(Some(2)).on_gap(Some(2)), GapOutcome::Intact, "read in it");
+        assert_eq!(
+            at(None).on_gap(Some(2)),
+            GapOutcome::Intact,
+            "read just after the crash"
+        );
+        assert_eq!(at(Some(1)).on_gap(Some(2)), GapOutcome::Lost, "read before the crash");
+        assert_eq!(at(Some(2)).on_gap(None), GapOutcome::Lost, "nothing survives");
+        let mut no_query = Sub::req(1, Arc::default());
+        no_query.on_eose(None);
+        assert_eq!(no_query.on_gap(Some(2)), GapOutcome::Lost, "no read to vouch for it");
+        // Reported before EOSE: decided by where the query read.
+        let mut pending = Sub::req(1, Arc::default());
+        assert_eq!(pending.on_gap(Some(2)), GapOutcome::Pending);
+        assert_eq!(pending.on_eose(Some(read("5:5:", Some(1)))).1, GapOutcome::Lost);
+        let mut pending = Sub::req(1, Arc::default());
+        assert_eq!(pending.on_gap(Some(2)), GapOutcome::Pending);
+        assert_eq!(pending.on_eose(Some(read("5:5:", Some(2)))).1, GapOutcome::Intact);
+        assert_eq!(Sub::count(1, Arc::default()).on_gap(None), GapOutcome::Intact);
     }
 
     #[test]
@@ -200,6 +281,6 @@ mod tests {
         assert!(count.is_count());
         assert!(!count.wants_stored());
         assert_eq!(count.on_live(&live(&keys, 3, 3), 1), LiveAction::Skip);
-        assert!(count.on_eose(None).is_empty());
+        assert!(count.on_eose(None).0.is_empty());
     }
 }

@@ -102,7 +102,7 @@ impl Session {
                 QueryMsg::Eose {
                     sub_id: Arc::clone(&sub_key),
                     generation,
-                    snapshot: None,
+                    read: None,
                 }
             };
             self.subs.insert(Arc::clone(&sub_key), sub);

@@ -32,7 +32,7 @@ use tls::{Target, Tls};
 use crate::config::DatabaseConfig;
 use crate::limits::lock;
 use crate::reply::Prefix;
-use crate::snapshot::{parse_xid, Snapshot, Xid};
+use crate::snapshot::{parse_xid, ReadPoint, Snapshot, Xid};
 
 const PUBLISH_BATCH: &str = include_str!("sql/publish_batch.sql");
 const REQ: &str = include_str!("sql/req.sql");
@@ -117,10 +117,10 @@ pub struct BatchOutcome {
     pub xid: Option<Xid>,
 }
 
-/// Stored events for a REQ and the snapshot they were read in.
+/// Stored events for a REQ and where they were read.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    pub snapshot: Snapshot,
+    pub read: ReadPoint,
     pub events: Vec<String>,
 }
 
@@ -313,11 +313,15 @@ impl Db {
             .map_err(proto)?
             .and_then(|s| Snapshot::parse(&s))
             .ok_or_else(|| DbError::Protocol("req returned no snapshot".into()))?;
+        let epoch = row.try_get::<_, Option<i64>>(1).map_err(proto)?;
         let events = row
-            .try_get::<_, Option<Vec<String>>>(1)
+            .try_get::<_, Option<Vec<String>>>(2)
             .map_err(proto)?
             .unwrap_or_default();
-        Ok(Stored { snapshot, events })
+        Ok(Stored {
+            read: ReadPoint { snapshot, epoch },
+            events,
+        })
     }
 
     /// `nostr.count` (NIP-45), with the same `viewers` restriction.

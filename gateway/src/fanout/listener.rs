@@ -34,6 +34,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 const KEEPALIVE_RETRIES: u32 = 3;
+/// A snapshot that sees no transaction as finished: the start of everything
+/// a freshly emptied transit table may hold.
+const SINCE_EVER: &str = "1:1:";
 /// How the LISTEN connection shows in `pg_stat_activity`.
 pub const LISTEN_APPLICATION_NAME: &str = "nostr_pg_gateway_listen";
 
@@ -208,31 +211,45 @@ impl Session<'_> {
         if let Some(before) = &position.checked_in {
             let same_table = position.epoch == Some(epoch);
             if same_table && purged_below <= before.xmin() {
-                let rows = self
-                    .bounded(client.query(COMMITTED_BETWEEN, &[&before.to_string(), &now.to_string()]))
-                    .await?;
-                let xids: Vec<Xid> = rows
-                    .iter()
-                    .filter_map(|r| r.try_get::<_, String>(0).ok().and_then(|s| parse_xid(&s)))
-                    .collect();
-                tracing::debug!("check-in {before} .. {now}: unclaimed transactions among {xids:?}");
-                let caught_up = self.deliver_named(client, xids).await?;
-                self.metrics.live_caught_up.fetch_add(caught_up, Relaxed);
+                self.catch_up(client, before, &now).await?;
+            } else if same_table {
+                // Away longer than transit rows are kept: nobody's gap can be
+                // filled.
+                let why = "live events were lost (the relay fell behind for too long); subscribe again";
+                let n = self.fanout.index.report_gap(None, &Prefix::Error.with(why));
+                tracing::warn!("live delivery gap cannot be filled; told {n} connections");
             } else {
-                let why = if same_table {
-                    "live events were lost (the relay fell behind for too long); subscribe again"
-                } else {
-                    "live events were lost (the database restarted); subscribe again"
-                };
-                let n = self.fanout.index.close_all(&Prefix::Error.with(why));
-                self.metrics.live_gaps_closed.fetch_add(n as u64, Relaxed);
-                tracing::warn!("live delivery gap cannot be filled: closed {n} subscriptions");
+                // A crash emptied the transit table: what committed before it
+                // is gone, so subscriptions that read before it end; what
+                // committed since is all in the new table, so the others get
+                // it (each skips what its snapshot saw).
+                let why = "live events were lost (the database restarted); subscribe again";
+                let n = self.fanout.index.report_gap(Some(epoch), &Prefix::Error.with(why));
+                tracing::warn!("live delivery gap across a crash; told {n} connections");
+                let since = Snapshot::parse(SINCE_EVER).ok_or_else(|| Lost::new("bad snapshot constant"))?;
+                self.catch_up(client, &since, &now).await?;
             }
         }
         self.fanout.advance(&now);
         position.checked_in = Some(now);
         position.epoch = Some(epoch);
         self.fanout.mark_ready();
+        Ok(())
+    }
+
+    /// Delivers the transactions that accepted events and committed between
+    /// the two snapshots, unless someone delivered them already.
+    async fn catch_up(&self, client: &Client, since: &Snapshot, upto: &Snapshot) -> Result<(), Lost> {
+        let rows = self
+            .bounded(client.query(COMMITTED_BETWEEN, &[&since.to_string(), &upto.to_string()]))
+            .await?;
+        let xids: Vec<Xid> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok().and_then(|s| parse_xid(&s)))
+            .collect();
+        tracing::debug!("check-in {since} .. {upto}: unclaimed transactions among {xids:?}");
+        let caught_up = self.deliver_named(client, xids).await?;
+        self.metrics.live_caught_up.fetch_add(caught_up, Relaxed);
         Ok(())
     }
 
