@@ -9,7 +9,8 @@
 //!   the shutdown signal, rate limits and caps, Prometheus metrics, settings.
 //! - [`live`]: what live fanout hands to connections (events, queues).
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
-//! - [`db`]: the connection pool, the extension's SQL calls, error mapping.
+//! - [`db`]: the connection pool, the extension's SQL calls, error mapping,
+//!   and the read replicas' pools and health ([`db::replicas`]).
 //! - [`index`]: the live subscription index.
 //! - [`fanout`]: exactly-once live delivery: claims, and the LISTEN
 //!   connection ([`fanout::listener`]).
@@ -17,6 +18,8 @@
 //! - [`auth`]: NIP-42. [`http`]: NIP-11, `/health` and `/metrics`.
 //! - [`relay`]: [`relay::Relay`], one gateway's shared state.
 //! - [`subscription`]: a subscription's stored/live phases.
+//! - `read_route`: which server answers a stored query (replica or primary),
+//!   and why that keeps live delivery exact.
 //! - `query_task`: a stored query running for one subscription.
 //! - [`connection`]: one WebSocket session, a single task per socket.
 //! - [`server`]: [`run`], the accept loop and graceful shutdown.
@@ -37,6 +40,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod publisher;
 mod query_task;
+mod read_route;
 pub mod relay;
 pub mod reply;
 pub mod server;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use nostr_pg_core::Verifier;
 
 use crate::config::Config;
+use crate::db::replicas::Replicas;
 use crate::db::Db;
 use crate::fanout::Fanout;
 use crate::limits::{ConnectionCounter, KeyedLimiter};
@@ -19,6 +20,8 @@ use crate::publisher::Publisher;
 pub struct Relay {
     pub config: Config,
     pub db: Db,
+    /// Read replicas for stored queries (none configured: empty).
+    pub replicas: Arc<Replicas>,
     pub metrics: Arc<Metrics>,
     pub fanout: Arc<Fanout>,
     pub publisher: Publisher,
@@ -35,7 +38,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(config: Config, db: Db, metrics: Arc<Metrics>, fanout: Arc<Fanout>, publisher: Publisher) -> Relay {
+    pub fn new(
+        config: Config,
+        db: Db,
+        replicas: Arc<Replicas>,
+        metrics: Arc<Metrics>,
+        fanout: Arc<Fanout>,
+        publisher: Publisher,
+    ) -> Relay {
         let l = &config.limits;
         Relay {
             ip_limiter: KeyedLimiter::new(l.events_per_second_per_ip, l.event_burst_per_ip),
@@ -48,6 +58,7 @@ impl Relay {
             next_conn: AtomicU64::new(1),
             config,
             db,
+            replicas,
             metrics,
             fanout,
             publisher,
@@ -67,6 +78,7 @@ impl Relay {
             pool_idle: pool.available,
             pool_waiting: pool.waiting,
             subscriptions: self.fanout.index.len(),
+            replicas: self.replicas.statuses(),
         }
     }
 }
