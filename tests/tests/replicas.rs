@@ -1,8 +1,9 @@
 //! Read replicas: a gateway given a streaming standby (`--read-database-url`)
 //! answers REQ and COUNT from it, seen on the standby itself; a connection
 //! reads its own writes while the standby lags; a subscription whose stored
-//! part the standby answered gets every later event live exactly once; a
-//! standby past the lag limit, or stopped in the middle of a loop of REQs,
+//! part the standby answered gets every later event live exactly once, and
+//! so does each of many subscriptions made while two gateways write (the
+//! standby answering some, the primary the others); a standby past the lag limit, or stopped in the middle of a loop of REQs,
 //! leaves rotation with no REQ failing, and comes back. Each test makes a
 //! cluster of its own and a standby of it (`pg_basebackup -R`).
 // Test helpers expect freely: a failed expectation is a failed test (the
@@ -61,7 +62,7 @@ struct Setup {
     gw: Gateway,
     primary: OwnCluster,
     standby: OwnCluster,
-    _config: ConfigFile,
+    config: ConfigFile,
 }
 
 impl Setup {
@@ -78,7 +79,7 @@ impl Setup {
             gw,
             primary,
             standby,
-            _config: config,
+            config,
         };
         setup.wait_metric("nostr_gateway_replica_up", 1.0).await;
         setup
@@ -411,4 +412,92 @@ async fn a_replica_stopped_mid_load_fails_no_req() {
     eprintln!("{total} REQs, {fell_back} answered by the primary while the standby was away");
     assert!(failures.is_empty(), "failed REQs: {failures:?}");
     assert!(fell_back > 0.0, "the primary never stood in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_made_while_two_gateways_write_get_each_event_once() {
+    let s = Setup::new("replica-race").await;
+    // A second gateway on the primary only: its commits reach the first one
+    // through LISTEN, later than through its own publisher.
+    let other = Gateway::start(&s.primary.url, &["--config", &s.config.0]).await;
+    let tag = "replica-race";
+    const N: usize = 100;
+    const SUBS: usize = 20;
+    let progress = Arc::new(AtomicUsize::new(0));
+    let writer = |url: String, seed: &'static str| {
+        let progress = Arc::clone(&progress);
+        tokio::spawn(async move {
+            let keys = Keys::from_seed(seed);
+            let mut c = Client::connect(&url).await;
+            let mut all = Vec::new();
+            for i in 0..N {
+                all.extend(publish_n(&mut c, &keys, tag, 1, i).await);
+                progress.fetch_add(1, SeqCst);
+            }
+            all
+        })
+    };
+    // The markers are the writers' last events, known in advance only by
+    // position: subscribers wait for them by id once the writers are done,
+    // so each subscriber learns them through a channel.
+    let (markers_tx, markers_rx) = tokio::sync::watch::channel(None::<[String; 2]>);
+    let a = writer(s.gw.url.clone(), "race-a");
+    let b = writer(other.url.clone(), "race-b");
+    let mut subs = Vec::new();
+    for i in 0..SUBS {
+        // Spread over the writing: each waits for its share of progress.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while progress.load(SeqCst) < i * 2 * N / SUBS {
+            assert!(tokio::time::Instant::now() < deadline, "writers stalled");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (url, mut rx) = (s.gw.url.clone(), markers_rx.clone());
+        subs.push(tokio::spawn(async move {
+            let mut c = Client::connect(&url).await;
+            let stored = c
+                .req("s", &[json!({"kinds": [1], "#t": [tag], "limit": 500})])
+                .await
+                .expect("req");
+            let mut got = ids(&stored);
+            let n_stored = got.len();
+            let markers = rx
+                .wait_for(Option::is_some)
+                .await
+                .expect("markers")
+                .clone()
+                .expect("set");
+            while !markers.iter().all(|m| got.contains(m)) {
+                got.push(c.next_event("s").await["id"].as_str().expect("id").to_owned());
+            }
+            (got, n_stored)
+        }));
+    }
+    let (a, b) = (a.await.expect("writer a"), b.await.expect("writer b"));
+    let last = |v: &Vec<String>| v.last().cloned().expect("events");
+    markers_tx.send_replace(Some([last(&a), last(&b)]));
+    let want = sorted(a.iter().chain(&b).cloned().collect());
+    for (i, sub) in subs.into_iter().enumerate() {
+        let (got, n_stored) = sub.await.expect("subscriber");
+        let mut seen = std::collections::HashSet::new();
+        let twice: Vec<&String> = got.iter().filter(|id| !seen.insert(*id)).collect();
+        assert!(
+            twice.is_empty(),
+            "subscriber {i} got {} events twice: {twice:?}",
+            twice.len()
+        );
+        assert_eq!(
+            sorted(got.clone()),
+            want,
+            "subscriber {i} ({n_stored} stored) missed events"
+        );
+    }
+    let answered = s.replica_metric("nostr_gateway_replica_queries_total").await;
+    let mut why = Vec::new();
+    for reason in ["behind", "unsettled", "error", "none_up"] {
+        why.push(format!("{reason} {}", s.fallbacks(reason).await));
+    }
+    eprintln!(
+        "{SUBS} REQs while writing: {answered} answered by the standby; primary: {}",
+        why.join(", ")
+    );
 }
