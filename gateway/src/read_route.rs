@@ -56,7 +56,8 @@
 //! heard of that commit.)
 
 use crate::db::replicas::Replica;
-use crate::db::{CancelSlot, DbError, ReplicaRead, Stored, INVALID_PARAMETER};
+use crate::db::standby::ReplicaRead;
+use crate::db::{CancelSlot, DbError, Stored, INVALID_PARAMETER};
 use crate::fanout::ReadFence;
 use crate::relay::Relay;
 use crate::snapshot::{ReadPoint, Snapshot};

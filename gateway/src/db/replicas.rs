@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Db, DbError, ReplayStatus};
+use super::standby::ReplayStatus;
+use super::{Db, DbError};
 use crate::config::{DatabaseConfig, ReplicaConfig};
 use crate::limits::lock;
 use crate::metrics::ReplicaStatus;
