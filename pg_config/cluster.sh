@@ -72,6 +72,9 @@ basebackup)
     ;;
 standby)
     dest=${4:?usage: cluster.sh standby DIR PORT DEST}
+    # Made here, empty, so its parent need not be writable by `postgres`.
+    mkdir -p "$dest"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dest" && chmod 700 "$dest"
     as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U "$user" -D "$dest" \
         --wal-method=stream --checkpoint=fast --write-recovery-conf
     echo "hot_standby_feedback = on" | as_pg tee -a "$dest/postgresql.auto.conf" >/dev/null

@@ -91,6 +91,7 @@ cluster_ticks() {   # DIR: the postmaster, its reaped children and its live ones
     for child in $(pgrep -P "$pm"); do total=$((total + $(ticks "$child" 2>/dev/null || echo 0))); done
     echo "$total"
 }
+field() { tail -1 "$WORK/results.jsonl" | sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p"; }   # of the last run
 metric() { curl -s "${GW_URL/ws:/http:}/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 
 printf '%-9s %-6s %10s %14s %14s %14s %12s\n' replicas round "REQs/s" "primary ms/REQ" "standby ms/REQ" "gateway ms/REQ" "on replicas" | tee "$WORK/table.txt"
@@ -113,7 +114,7 @@ for round in $(seq 1 "$ROUNDS"); do
         done
         p0=$(cluster_ticks "$PRIMARY"); s0=$(( $(cluster_ticks "$S1") + $(cluster_ticks "$S2") )); g0=$(ticks $GW_PID)
         "$BIN/relay_bench" query --relay "replicas-$n" --url "$GW_URL" --round "$round" --queries "$QUERIES" \
-            --case mix --clients "$CLIENTS" --seconds "$SECONDS_" --out "$WORK/results.jsonl" >/dev/null
+            --case mix --clients "$CLIENTS" --seconds "$SECONDS_" --out "$WORK/results.jsonl" >/dev/null 2>&1
         p1=$(cluster_ticks "$PRIMARY"); s1=$(( $(cluster_ticks "$S1") + $(cluster_ticks "$S2") )); g1=$(ticks $GW_PID)
         answered=0
         for i in $(seq 1 "$n"); do
@@ -121,10 +122,10 @@ for round in $(seq 1 "$ROUNDS"); do
             answered=$((answered + ${q:-0}))
         done
         kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; GW_PID=""
-        rate=$(tail -1 "$WORK/results.jsonl" | sed -n 's/.*"reqs_per_s":\([0-9.e+-]*\).*/\1/p')
-        awk -v n="$n" -v r="$round" -v rate="$rate" -v secs="$SECONDS_" -v tick="$TICK" -v ans="$answered" \
+        rate=$(field reqs_per_s); reqs=$(field loaded_samples)
+        awk -v n="$n" -v r="$round" -v rate="$rate" -v reqs="$reqs" -v tick="$TICK" -v ans="$answered" \
             -v p=$((p1 - p0)) -v s=$((s1 - s0)) -v g=$((g1 - g0)) 'BEGIN {
-                reqs = rate * secs; ms = 1000 / tick / reqs
+                ms = 1000 / tick / reqs
                 printf "%-9s %-6s %10.0f %14.3f %14.3f %14.3f %11.0f%%\n", n, r, rate, p * ms, s * ms, g * ms, 100 * ans / reqs
             }' | tee -a "$WORK/table.txt"
     done
