@@ -145,11 +145,13 @@ where
                 }
             },
             Err(e) if is_the_querys(&e) => return Err(e),
-            Err(DbError::Busy) => {
-                fallback = Fallback::Error;
-            }
             Err(e) => {
-                relay.replicas.take_out(replica, &e);
+                // A lost connection takes the replica out until a check finds
+                // it healthy; a statement error (a recovery conflict, a full
+                // pool) costs only this query.
+                if e.is_connection() {
+                    relay.replicas.take_out(replica, &e);
+                }
                 fallback = Fallback::Error;
             }
         }
