@@ -107,10 +107,11 @@ fn usable(snapshot: &Snapshot, fence: &ReadFence, need: Need) -> Result<(), Fall
 }
 
 /// Errors a replica reports that the primary would report too: the
-/// client's filter, or its own cancel. Anything else is the replica's.
-fn is_the_querys(e: &DbError) -> bool {
+/// client's filter, or its closing the subscription (`abandoned`). Anything
+/// else, a replica's `statement_timeout` included, is the replica's.
+fn is_the_querys(e: &DbError, abandoned: bool) -> bool {
     match e {
-        DbError::Canceled => true,
+        DbError::Canceled => abandoned,
         DbError::Sql { code, .. } => code == INVALID_PARAMETER,
         _ => false,
     }
@@ -122,6 +123,7 @@ async fn on_replicas<'a, T, F, Fut>(
     relay: &'a Relay,
     fence: &ReadFence,
     need: Need,
+    slot: &CancelSlot,
     read: F,
 ) -> Result<Option<ReplicaRead<T>>, DbError>
 where
@@ -144,7 +146,7 @@ where
                     break;
                 }
             },
-            Err(e) if is_the_querys(&e) => return Err(e),
+            Err(e) if is_the_querys(&e, slot.is_abandoned()) => return Err(e),
             Err(e) => {
                 // A lost connection takes the replica out until a check finds
                 // it healthy; a statement error (a recovery conflict, a full
@@ -170,7 +172,7 @@ pub async fn req(
     // Read after the subscription entered the live index (the caller's
     // order), so it covers everything delivered before.
     if let Some(fence) = relay.fanout.read_fence().filter(|_| !relay.replicas.is_empty()) {
-        let answer = on_replicas(relay, &fence, Need::Exact, |r| {
+        let answer = on_replicas(relay, &fence, Need::Exact, slot, |r| {
             r.db.req_on_replica(filters, viewers, slot)
         })
         .await?;
@@ -195,7 +197,7 @@ pub async fn count(
     slot: &CancelSlot,
 ) -> Result<i64, DbError> {
     if let Some(fence) = relay.fanout.read_fence().filter(|_| !relay.replicas.is_empty()) {
-        let answer = on_replicas(relay, &fence, Need::Covering, |r| {
+        let answer = on_replicas(relay, &fence, Need::Covering, slot, |r| {
             r.db.count_on_replica(filters, viewers, slot)
         })
         .await?;
@@ -235,15 +237,21 @@ mod tests {
 
     #[test]
     fn only_the_querys_own_errors_skip_the_fallback() {
-        assert!(is_the_querys(&DbError::Canceled));
-        assert!(is_the_querys(&DbError::Sql {
+        assert!(is_the_querys(&DbError::Canceled, true), "the client closed it");
+        assert!(
+            !is_the_querys(&DbError::Canceled, false),
+            "the replica's statement_timeout"
+        );
+        let invalid = DbError::Sql {
             code: INVALID_PARAMETER.into(),
-            message: "bad filter".into()
-        }));
-        assert!(!is_the_querys(&DbError::Sql {
+            message: "bad filter".into(),
+        };
+        assert!(is_the_querys(&invalid, false));
+        let conflict = DbError::Sql {
             code: "40001".into(),
-            message: "canceling statement due to conflict with recovery".into()
-        }));
-        assert!(!is_the_querys(&DbError::Unavailable("refused".into())));
+            message: "canceling statement due to conflict with recovery".into(),
+        };
+        assert!(!is_the_querys(&conflict, false));
+        assert!(!is_the_querys(&DbError::Unavailable("refused".into()), false));
     }
 }
