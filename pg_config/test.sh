@@ -93,6 +93,15 @@ cleanup() {
 trap cleanup EXIT
 begin() { current=$1 current_start=$SECONDS; log "$1: $2"; }
 passed() { results+=("$current passed $((SECONDS - current_start))"); current=; }
+# No test may crash a backend: a backend that died of a signal (a crash in
+# the extension's code) fails the tier even when every client-side assertion
+# passed, since Postgres restarts and the clients just reconnect.
+no_backend_crashed() {
+    [ -n "$cluster_port" ] || return 0
+    local crashes
+    crashes=$(grep -a -A1 'terminated by signal' "$work/cluster/server.log" || true)
+    [ -z "$crashes" ] || { echo "$crashes" >&2; die "a backend of the test cluster crashed (its log is above)"; }
+}
 
 # The test runner's name filter (after cargo's `--`), and e2e's test file.
 test_args=(); [ -z "$filter" ] || test_args+=("$filter")
@@ -138,6 +147,7 @@ if wanted regress; then
     [ ${#names[@]} -gt 0 ] || die "no golden SQL file matches '$filter'"
     need_cluster
     bash "$REPO/pg_config/regress.sh" "$cluster_port" "$work/regress" "${names[@]}"
+    no_backend_crashed
     passed
 fi
 
@@ -152,6 +162,7 @@ if wanted e2e; then
     cargo build -p gateway
     NOSTR_PG_TEST_URL=$url NOSTR_PG_GATEWAY_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/gateway" \
         cargo test -p nostr-pg-e2e "${target_args[@]}" -- --test-threads=4 "${test_args[@]}"
+    no_backend_crashed
     passed
 fi
 log "all tests passed (${tiers[*]})"
