@@ -133,7 +133,10 @@ if wanted pg; then
         chown postgres:postgres "$work/pgrx"
         runas=(--runas postgres)
     fi
-    (cd nostr_pg && cargo pgrx test pg15 ${filter:+"$filter"} "${runas[@]}" --pgdata "$work/pgrx")
+    # pgrx-sudo/sudo: the test build replaces the installed library instead
+    # of rewriting it under the clusters that have it mapped.
+    (cd nostr_pg && PATH="$REPO/pg_config/pgrx-sudo:$PATH" \
+        cargo pgrx test pg15 ${filter:+"$filter"} "${runas[@]}" --pgdata "$work/pgrx")
     passed
 fi
 
