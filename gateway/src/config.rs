@@ -80,6 +80,9 @@ pub struct RelayInfo {
     pub pubkey: String,
     pub contact: String,
     pub icon: String,
+    /// NIP-11 `software`: the URL of the relay software's project. Empty:
+    /// the `repository` of the gateway's Cargo manifest, if it names one.
+    pub software: String,
 }
 
 /// Limits enforced by the gateway and advertised in NIP-11.
@@ -191,6 +194,7 @@ impl Default for RelayInfo {
             pubkey: String::new(),
             contact: String::new(),
             icon: String::new(),
+            software: String::new(),
         }
     }
 }
@@ -356,6 +360,12 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name} must be a positive number")));
             }
         }
+        let software = self.info.software.trim();
+        if !(software.is_empty() || software.starts_with("https://") || software.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "info.software must be an http(s) URL, not `{software}`"
+            )));
+        }
         Ok(())
     }
 
@@ -439,6 +449,14 @@ mod tests {
         c.limits.max_filters = 1;
         c.listen = "nowhere".into();
         assert!(matches!(c.validate(), Err(ConfigError::Listen(_))));
+        c.listen = "127.0.0.1:1".into();
+        c.info.software = "nostr_pg".into();
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid(_))),
+            "a bare name is no URL"
+        );
+        c.info.software = "https://example.org/nostr_pg".into();
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -11,14 +11,17 @@
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
 //! - [`db`]: the connection pool, the extension's SQL calls, error mapping.
 //! - [`index`]: the live subscription index.
+//! - [`info`]: the NIP-11 document.
 //! - [`fanout`]: exactly-once live delivery: claims, and the LISTEN
 //!   connection ([`fanout::listener`]).
 //! - [`publisher`]: EVENT batching into `nostr.publish_batch`.
-//! - [`auth`]: NIP-42. [`http`]: NIP-11, `/health` and `/metrics`.
+//! - [`auth`]: NIP-42. [`http`]: request heads and responses.
 //! - [`relay`]: [`relay::Relay`], one gateway's shared state.
 //! - [`subscription`]: a subscription's stored/live phases.
 //! - `query_task`: a stored query running for one subscription.
 //! - [`connection`]: one WebSocket session, a single task per socket.
+//! - [`web`]: what plain HTTP requests are answered with (NIP-11,
+//!   `/health`, `/metrics`).
 //! - [`server`]: [`run`], the accept loop and graceful shutdown.
 //!
 //! Event and filter semantics come from `nostr_pg_core`; nothing here
@@ -31,6 +34,7 @@ pub mod db;
 pub mod fanout;
 pub mod http;
 pub mod index;
+pub mod info;
 pub mod limits;
 pub mod live;
 pub mod metrics;
@@ -43,6 +47,7 @@ pub mod server;
 pub mod shutdown;
 pub mod snapshot;
 pub mod subscription;
+pub mod web;
 
 pub use config::Config;
 pub use server::{run, ws_url, ServerError};

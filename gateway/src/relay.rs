@@ -11,6 +11,7 @@ use nostr_pg_core::Verifier;
 use crate::config::Config;
 use crate::db::Db;
 use crate::fanout::Fanout;
+use crate::info::InfoCache;
 use crate::limits::{ConnectionCounter, KeyedLimiter};
 use crate::metrics::{Gauges, Metrics};
 use crate::publisher::Publisher;
@@ -27,8 +28,8 @@ pub struct Relay {
     pub pubkey_limiter: KeyedLimiter<[u8; 32]>,
     pub req_limiter: KeyedLimiter<IpAddr>,
     pub connections: Arc<ConnectionCounter>,
-    /// The NIP-11 document, serialised once.
-    pub info_json: String,
+    /// The NIP-11 document, with the database's policy.
+    pub info: InfoCache,
     /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
     pub relay_host: Option<String>,
     next_conn: AtomicU64,
@@ -42,7 +43,7 @@ impl Relay {
             pubkey_limiter: KeyedLimiter::new(l.events_per_second_per_pubkey, l.event_burst_per_pubkey),
             req_limiter: KeyedLimiter::new(l.reqs_per_second_per_ip, l.req_burst_per_ip),
             connections: Arc::new(ConnectionCounter::new(l.max_connections, l.max_connections_per_ip)),
-            info_json: crate::http::relay_info(&config).to_string(),
+            info: InfoCache::default(),
             relay_host: crate::auth::host_of(&config.relay_url),
             verifier: Verifier::new(),
             next_conn: AtomicU64::new(1),

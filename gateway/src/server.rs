@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use crate::relay::Relay;
 use crate::shutdown::stopped;
+use crate::web;
 
 /// How long connections get to flush their pending OKs and close on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -163,7 +164,7 @@ async fn serve_socket(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr
         }
     };
     if !head.is_websocket_upgrade() {
-        let response = http::respond(&head, &relay.info_json, &relay.db, &relay.metrics, relay.gauges()).await;
+        let response = web::respond(&head, &relay).await;
         if let Err(e) = http::write_response(&mut stream, &response, head.method == "HEAD").await {
             tracing::debug!("HTTP response to {peer} failed: {e}");
         }
