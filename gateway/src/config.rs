@@ -11,6 +11,8 @@ use clap::Parser;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::proxy::Cidr;
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -68,6 +70,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub publish: PublishConfig,
     pub database: DatabaseConfig,
+    pub proxy: ProxyConfig,
 }
 
 /// NIP-11 descriptive fields.
@@ -135,6 +138,19 @@ pub struct AuthConfig {
     pub restrict_dm_reads: bool,
 }
 
+/// Behind a reverse proxy or a TCP load balancer (see [`crate::proxy`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Addresses and networks (`10.0.0.0/8`) of the proxies whose
+    /// `Forwarded` / `X-Forwarded-For` headers and PROXY protocol headers
+    /// name the client. Anyone else's are ignored.
+    pub trusted: Vec<Cidr>,
+    /// Every connection to the listener starts with a PROXY protocol header
+    /// (v1 or v2), as a TCP load balancer sends it; one without is closed.
+    pub protocol: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PublishConfig {
@@ -182,6 +198,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             publish: PublishConfig::default(),
             database: DatabaseConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -360,6 +377,11 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name} must be a positive number")));
             }
         }
+        if self.proxy.protocol && self.proxy.trusted.is_empty() {
+            return Err(ConfigError::Invalid(
+                "proxy.protocol needs proxy.trusted: the load balancers' addresses".into(),
+            ));
+        }
         let software = self.info.software.trim();
         if !(software.is_empty() || software.starts_with("https://") || software.starts_with("http://")) {
             return Err(ConfigError::Invalid(format!(
@@ -457,6 +479,21 @@ mod tests {
         );
         c.info.software = "https://example.org/nostr_pg".into();
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn proxy_settings() {
+        let c = Config::from_toml("[proxy]\ntrusted = [\"127.0.0.1\", \"10.0.0.0/8\"]\nprotocol = true\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.proxy.trusted.len(), 2);
+        assert!(c.proxy.protocol);
+        assert!(Config::from_toml("[proxy]\ntrusted = [\"10.0.0.0/40\"]\n").is_err());
+        let mut c = Config {
+            database_url: "postgres://x".into(),
+            ..Config::default()
+        };
+        c.proxy.protocol = true;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))), "whose headers?");
     }
 
     #[test]

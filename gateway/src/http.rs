@@ -87,13 +87,18 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
 }
 
 /// Reads until a complete head; returns it with every byte read, so the
-/// WebSocket handshake can read the same request again.
+/// WebSocket handshake can read the same request again. `start` holds bytes
+/// of the request already read (after a PROXY protocol header).
 pub async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
+    start: Vec<u8>,
     timeout: Duration,
 ) -> Result<(RequestHead, Vec<u8>), HttpError> {
     let read = async {
-        let mut buf = Vec::with_capacity(1024);
+        let mut buf = start;
+        if let Some(head) = parse_head(&buf)? {
+            return Ok((head, buf));
+        }
         let mut chunk = [0u8; 2048];
         loop {
             let n = stream.read(&mut chunk).await?;

@@ -5,8 +5,9 @@
 //! Where things live, from the bottom up (each module imports only from
 //! those above it in this list):
 //! - [`reply`], [`snapshot`], [`shutdown`], [`limits`], [`metrics`],
-//!   [`config`]: NIP-01 prefixes, PostgreSQL snapshots and transaction ids,
-//!   the shutdown signal, rate limits and caps, Prometheus metrics, settings.
+//!   [`proxy`], [`config`]: NIP-01 prefixes, PostgreSQL snapshots and
+//!   transaction ids, the shutdown signal, rate limits and caps, Prometheus
+//!   metrics, client addresses behind proxies, settings.
 //! - [`live`]: what live fanout hands to connections (events, queues).
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
 //! - [`db`]: the connection pool, the extension's SQL calls, error mapping.
@@ -39,6 +40,7 @@ pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod protocol;
+pub mod proxy;
 pub mod publisher;
 mod query_task;
 pub mod relay;

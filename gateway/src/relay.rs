@@ -14,6 +14,7 @@ use crate::fanout::Fanout;
 use crate::info::InfoCache;
 use crate::limits::{ConnectionCounter, KeyedLimiter};
 use crate::metrics::{Gauges, Metrics};
+use crate::proxy::TrustedProxies;
 use crate::publisher::Publisher;
 
 /// State shared by every connection of one gateway.
@@ -30,6 +31,8 @@ pub struct Relay {
     pub connections: Arc<ConnectionCounter>,
     /// The NIP-11 document, with the database's policy.
     pub info: InfoCache,
+    /// Peers whose forwarding headers and PROXY headers name the client.
+    pub proxies: TrustedProxies,
     /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
     pub relay_host: Option<String>,
     next_conn: AtomicU64,
@@ -45,6 +48,7 @@ impl Relay {
             connections: Arc::new(ConnectionCounter::new(l.max_connections, l.max_connections_per_ip)),
             info: InfoCache::default(),
             relay_host: crate::auth::host_of(&config.relay_url),
+            proxies: TrustedProxies::new(config.proxy.trusted.clone()),
             verifier: Verifier::new(),
             next_conn: AtomicU64::new(1),
             config,
