@@ -167,6 +167,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Headers beyond the ones every response carries.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
@@ -175,7 +177,13 @@ impl Response {
             status,
             content_type,
             body: body.into(),
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
     }
 
     fn reason(&self) -> &'static str {
@@ -193,16 +201,23 @@ impl Response {
 
     /// The full response bytes; `head_only` for HEAD requests.
     pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
-        let mut out = format!(
+        let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
              Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\n\
-             Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\r\n",
+             Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n",
             self.status,
             self.reason(),
             self.content_type,
             self.body.len()
-        )
-        .into_bytes();
+        );
+        for (name, value) in &self.headers {
+            head.push_str(name);
+            head.push_str(": ");
+            head.push_str(value);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
         if !head_only {
             out.extend_from_slice(self.body.as_bytes());
         }

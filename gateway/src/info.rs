@@ -106,9 +106,16 @@ pub fn relay_info(config: &Config, policy: Option<&Policy>) -> Value {
 #[derive(Debug, Default)]
 pub struct InfoCache {
     cached: tokio::sync::Mutex<Option<(Instant, Arc<str>)>>,
+    /// The policy last read, for pages that show it without waiting.
+    policy: std::sync::Mutex<Option<Policy>>,
 }
 
 impl InfoCache {
+    /// The database's policy as last read by [`InfoCache::get`].
+    pub fn policy(&self) -> Option<Policy> {
+        *crate::limits::lock(&self.policy)
+    }
+
     pub async fn get(&self, config: &Config, db: &Db) -> Arc<str> {
         let mut cached = self.cached.lock().await;
         if let Some((at, doc)) = cached.as_ref() {
@@ -118,6 +125,7 @@ impl InfoCache {
         }
         match tokio::time::timeout(POLICY_TIMEOUT, db.policy()).await {
             Ok(Ok(policy)) => {
+                *crate::limits::lock(&self.policy) = Some(policy);
                 let doc: Arc<str> = relay_info(config, Some(&policy)).to_string().into();
                 *cached = Some((Instant::now(), Arc::clone(&doc)));
                 doc

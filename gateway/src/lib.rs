@@ -12,7 +12,7 @@
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
 //! - [`db`]: the connection pool, the extension's SQL calls, error mapping.
 //! - [`index`]: the live subscription index.
-//! - [`info`]: the NIP-11 document.
+//! - [`info`]: the NIP-11 document; [`activity`]: the home page's numbers.
 //! - [`fanout`]: exactly-once live delivery: claims, and the LISTEN
 //!   connection ([`fanout::listener`]).
 //! - [`publisher`]: EVENT batching into `nostr.publish_batch`.
@@ -22,12 +22,13 @@
 //! - `query_task`: a stored query running for one subscription.
 //! - [`connection`]: one WebSocket session, a single task per socket.
 //! - [`web`]: what plain HTTP requests are answered with (NIP-11,
-//!   `/health`, `/metrics`).
+//!   `/health`, `/metrics`, the home page).
 //! - [`server`]: [`run`], the accept loop and graceful shutdown.
 //!
 //! Event and filter semantics come from `nostr_pg_core`; nothing here
 //! re-implements them.
 
+pub mod activity;
 pub mod auth;
 pub mod config;
 pub mod connection;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use nostr_pg_core::Verifier;
 
+use crate::activity::{HomeCache, RateHistory};
 use crate::config::Config;
 use crate::db::Db;
 use crate::fanout::Fanout;
@@ -31,6 +32,9 @@ pub struct Relay {
     pub connections: Arc<ConnectionCounter>,
     /// The NIP-11 document, with the database's policy.
     pub info: InfoCache,
+    /// The home page's numbers from the database, and its events/s history.
+    pub home: HomeCache,
+    pub rates: RateHistory,
     /// Peers whose forwarding headers and PROXY headers name the client.
     pub proxies: TrustedProxies,
     /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
@@ -47,6 +51,8 @@ impl Relay {
             req_limiter: KeyedLimiter::new(l.reqs_per_second_per_ip, l.req_burst_per_ip),
             connections: Arc::new(ConnectionCounter::new(l.max_connections, l.max_connections_per_ip)),
             info: InfoCache::default(),
+            home: HomeCache::default(),
+            rates: RateHistory::default(),
             relay_host: crate::auth::host_of(&config.relay_url),
             proxies: TrustedProxies::new(config.proxy.trusted.clone()),
             verifier: Verifier::new(),

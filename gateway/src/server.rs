@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::activity;
 use crate::config::Config;
 use crate::connection;
 use crate::db::{Db, DbError};
@@ -69,6 +70,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let reaper_task = tokio::spawn(reap(db.clone(), stop_rx.clone()));
     let startup = Duration::from_millis(config.database.connect_timeout_ms);
     let relay = Arc::new(Relay::new(config, db, metrics, Arc::clone(&fanout), publisher));
+    let sampler_task = tokio::spawn(sample_rates(Arc::clone(&relay), stop_rx.clone()));
     // Connections wait (in the listen backlog) until live delivery is ready,
     // so the first clients are served in full; if the database cannot be
     // reached in time, the gateway serves anyway and refuses REQs until it is.
@@ -103,6 +105,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     }
     listener_task.abort();
     reaper_task.abort();
+    sampler_task.abort();
     Ok(())
 }
 
@@ -143,6 +146,17 @@ async fn reap(db: Db, mut stop: watch::Receiver<bool>) {
                     tracing::debug!("closed {n} idle or old pooled connections");
                 }
             }
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Samples the accepted-events counter for the home page's chart.
+async fn sample_rates(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(activity::SAMPLE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => relay.rates.record(std::time::Instant::now(), relay.metrics.events_accepted.load(Relaxed)),
             _ = stopped(&mut stop) => return,
         }
     }

@@ -28,7 +28,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 pub use cancel::CancelSlot;
-pub use site::Policy;
+pub use site::{HomeData, Policy};
 use tls::{Target, Tls};
 
 use crate::config::DatabaseConfig;
