@@ -156,7 +156,10 @@ async fn sample_rates(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(activity::SAMPLE_EVERY);
     loop {
         tokio::select! {
-            _ = tick.tick() => relay.rates.record(std::time::Instant::now(), relay.metrics.events_accepted.load(Relaxed)),
+            _ = tick.tick() => {
+                let accepted = relay.metrics.events_accepted.load(Relaxed);
+                relay.rates.record(std::time::Instant::now(), accepted);
+            }
             _ = stopped(&mut stop) => return,
         }
     }
