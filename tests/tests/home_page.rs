@@ -174,4 +174,27 @@ async fn browsers_get_a_live_home_page() {
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     println!("home page screenshot: {}", shot.display());
     client.close().await;
+
+    // On a large table the page shows the planner's estimate instead of
+    // counting every row on each view (here the statistics say 250,000).
+    db.client()
+        .await
+        .batch_execute("UPDATE pg_class SET reltuples = 250000 WHERE oid = 'nostr.events'::regclass")
+        .await
+        .expect("fake the statistics");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, stats) = http_get(&gw, "/stats.json", "*/*").await;
+        let stats: Value = serde_json::from_str(&stats).expect("stats JSON");
+        if stats["events_stored"] == 250_000 {
+            assert_eq!(stats["events_stored_estimated"], true, "{stats}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the estimate never showed: {stats}"
+        );
+        // The page's numbers are cached for two seconds.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

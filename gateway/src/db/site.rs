@@ -21,8 +21,10 @@ pub struct Policy {
 /// What the home page shows from the database.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HomeData {
-    /// Stored events (an estimate on large tables).
+    /// Stored events: counted on small tables, the planner's estimate on
+    /// large ones (`estimated`).
     pub events_stored: i64,
+    pub estimated: bool,
     /// Canonical JSON of the newest public events, newest first.
     pub recent: Vec<String>,
 }
@@ -58,8 +60,9 @@ impl Db {
             .ok_or_else(|| DbError::Protocol("home returned no row".into()))?;
         Ok(HomeData {
             events_stored: row.try_get::<_, Option<i64>>(0).map_err(proto)?.unwrap_or(0),
+            estimated: row.try_get::<_, Option<bool>>(1).map_err(proto)?.unwrap_or(false),
             recent: row
-                .try_get::<_, Option<Vec<String>>>(1)
+                .try_get::<_, Option<Vec<String>>>(2)
                 .map_err(proto)?
                 .unwrap_or_default(),
         })

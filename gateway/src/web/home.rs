@@ -42,6 +42,7 @@ pub fn stats(relay: &Relay, home: Option<&HomeData>) -> Value {
         "connections": relay.metrics.connections_open.load(Relaxed),
         "subscriptions": relay.fanout.index.len(),
         "events_stored": home.map(|h| h.events_stored),
+        "events_stored_estimated": home.is_some_and(|h| h.estimated),
         "events_accepted": accepted,
         "rate_interval": SAMPLE_EVERY.as_secs(),
         "rates": relay.rates.rates(Instant::now(), accepted),
