@@ -18,7 +18,8 @@
 #                  tests/tests/relay.rs)
 #   --database-url URL  e2e: run against this running cluster instead of a
 #                  throwaway one (also NOSTR_PG_TEST_URL); URL is a superuser
-#                  and the server has nostr_pg installed. Nothing is installed.
+#                  and the server has nostr_pg installed. Nothing is installed
+#                  but Chromium (for the home page test), if it is missing.
 # The time each tier took is printed on stderr at the end.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -162,6 +163,9 @@ if wanted e2e; then
         need_cluster
         url=$cluster_url
     fi
+    # Chromium, for the home page test: installed in both modes, since the
+    # test fails (never skips) without it.
+    bash "$REPO/pg_config/setup.sh" browser
     cargo build -p gateway
     NOSTR_PG_TEST_URL=$url NOSTR_PG_GATEWAY_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/gateway" \
         cargo test -p nostr-pg-e2e "${target_args[@]}" -- --test-threads=4 "${test_args[@]}"

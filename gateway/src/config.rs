@@ -11,6 +11,8 @@ use clap::Parser;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::proxy::Cidr;
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -68,6 +70,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub publish: PublishConfig,
     pub database: DatabaseConfig,
+    pub proxy: ProxyConfig,
 }
 
 /// NIP-11 descriptive fields.
@@ -80,6 +83,9 @@ pub struct RelayInfo {
     pub pubkey: String,
     pub contact: String,
     pub icon: String,
+    /// NIP-11 `software`: the URL of the relay software's project. Empty:
+    /// the `repository` of the gateway's Cargo manifest, if it names one.
+    pub software: String,
 }
 
 /// Limits enforced by the gateway and advertised in NIP-11.
@@ -132,6 +138,19 @@ pub struct AuthConfig {
     pub restrict_dm_reads: bool,
 }
 
+/// Behind a reverse proxy or a TCP load balancer (see [`crate::proxy`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Addresses and networks (`10.0.0.0/8`) of the proxies whose
+    /// `Forwarded` / `X-Forwarded-For` headers and PROXY protocol headers
+    /// name the client. Anyone else's are ignored.
+    pub trusted: Vec<Cidr>,
+    /// Every connection to the listener starts with a PROXY protocol header
+    /// (v1 or v2), as a TCP load balancer sends it; one without is closed.
+    pub protocol: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PublishConfig {
@@ -179,6 +198,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             publish: PublishConfig::default(),
             database: DatabaseConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -191,6 +211,7 @@ impl Default for RelayInfo {
             pubkey: String::new(),
             contact: String::new(),
             icon: String::new(),
+            software: String::new(),
         }
     }
 }
@@ -356,6 +377,17 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name} must be a positive number")));
             }
         }
+        if self.proxy.protocol && self.proxy.trusted.is_empty() {
+            return Err(ConfigError::Invalid(
+                "proxy.protocol needs proxy.trusted: the load balancers' addresses".into(),
+            ));
+        }
+        let software = self.info.software.trim();
+        if !(software.is_empty() || software.starts_with("https://") || software.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "info.software must be an http(s) URL, not `{software}`"
+            )));
+        }
         Ok(())
     }
 
@@ -439,6 +471,29 @@ mod tests {
         c.limits.max_filters = 1;
         c.listen = "nowhere".into();
         assert!(matches!(c.validate(), Err(ConfigError::Listen(_))));
+        c.listen = "127.0.0.1:1".into();
+        c.info.software = "nostr_pg".into();
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid(_))),
+            "a bare name is no URL"
+        );
+        c.info.software = "https://example.org/nostr_pg".into();
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn proxy_settings() {
+        let c = Config::from_toml("[proxy]\ntrusted = [\"127.0.0.1\", \"10.0.0.0/8\"]\nprotocol = true\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.proxy.trusted.len(), 2);
+        assert!(c.proxy.protocol);
+        assert!(Config::from_toml("[proxy]\ntrusted = [\"10.0.0.0/40\"]\n").is_err());
+        let mut c = Config {
+            database_url: "postgres://x".into(),
+            ..Config::default()
+        };
+        c.proxy.protocol = true;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))), "whose headers?");
     }
 
     #[test]

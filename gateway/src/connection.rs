@@ -426,6 +426,7 @@ impl Session {
             id: hex::encode(&event.id),
             auth: auth.map(|k| hex::encode(&k)),
             reply: self.ok_tx.clone(),
+            received: Instant::now(),
             event,
         };
         match relay.publisher.submit(submission).await {

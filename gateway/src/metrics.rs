@@ -34,6 +34,9 @@ pub struct Metrics {
     /// were owed could not be recovered.
     pub live_gaps_closed: AtomicU64,
     pub query_seconds: Histogram,
+    /// From an EVENT read to its OK, for events that went to the database
+    /// (queueing, batching and the commit).
+    pub event_ok_seconds: Histogram,
     pub publish_seconds: Histogram,
     pub publish_batch_size: Histogram,
     pub fanout_lag_seconds: Histogram,
@@ -182,6 +185,11 @@ impl Metrics {
         );
         self.query_seconds
             .render(&mut out, "nostr_gateway_query_seconds", "REQ and COUNT database time");
+        self.event_ok_seconds.render(
+            &mut out,
+            "nostr_gateway_event_ok_seconds",
+            "From an EVENT read to its OK, for events sent to the database",
+        );
         self.publish_seconds.render(
             &mut out,
             "nostr_gateway_publish_seconds",

@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use nostr_pg_core::Verifier;
 
+use crate::activity::{HomeCache, RateHistory};
 use crate::config::Config;
 use crate::db::Db;
 use crate::fanout::Fanout;
+use crate::info::InfoCache;
 use crate::limits::{ConnectionCounter, KeyedLimiter};
 use crate::metrics::{Gauges, Metrics};
+use crate::proxy::TrustedProxies;
 use crate::publisher::Publisher;
 
 /// State shared by every connection of one gateway.
@@ -27,8 +30,13 @@ pub struct Relay {
     pub pubkey_limiter: KeyedLimiter<[u8; 32]>,
     pub req_limiter: KeyedLimiter<IpAddr>,
     pub connections: Arc<ConnectionCounter>,
-    /// The NIP-11 document, serialised once.
-    pub info_json: String,
+    /// The NIP-11 document, with the database's policy.
+    pub info: InfoCache,
+    /// The home page's numbers from the database, and its events/s history.
+    pub home: HomeCache,
+    pub rates: RateHistory,
+    /// Peers whose forwarding headers and PROXY headers name the client.
+    pub proxies: TrustedProxies,
     /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
     pub relay_host: Option<String>,
     next_conn: AtomicU64,
@@ -42,8 +50,11 @@ impl Relay {
             pubkey_limiter: KeyedLimiter::new(l.events_per_second_per_pubkey, l.event_burst_per_pubkey),
             req_limiter: KeyedLimiter::new(l.reqs_per_second_per_ip, l.req_burst_per_ip),
             connections: Arc::new(ConnectionCounter::new(l.max_connections, l.max_connections_per_ip)),
-            info_json: crate::http::relay_info(&config).to_string(),
+            info: InfoCache::default(),
+            home: HomeCache::default(),
+            rates: RateHistory::default(),
             relay_host: crate::auth::host_of(&config.relay_url),
+            proxies: TrustedProxies::new(config.proxy.trusted.clone()),
             verifier: Verifier::new(),
             next_conn: AtomicU64::new(1),
             config,

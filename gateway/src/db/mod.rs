@@ -16,6 +16,7 @@
 //! `sslrootcert`).
 
 mod cancel;
+mod site;
 pub mod tls;
 
 use std::sync::Mutex;
@@ -27,6 +28,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 pub use cancel::CancelSlot;
+pub use site::{HomeData, Policy};
 use tls::{Target, Tls};
 
 use crate::config::DatabaseConfig;
