@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cluster.sh start|stop|crash|url DIR [PORT]: a local Postgres cluster for nostr_pg.
 # cluster.sh basebackup DIR PORT DEST: a physical copy of it into DEST.
+# cluster.sh standby DIR PORT DEST: a streaming standby of it in DEST.
 #
 # start: initdb DIR if empty (owned by `postgres` when run as root), apply
 #   pg_config/postgresql.conf, start it on 127.0.0.1:PORT with its socket in
@@ -9,12 +10,16 @@
 #   next start runs crash recovery; unlogged tables come back empty), for
 #   tests. url: print the connection URL. basebackup: pg_basebackup of the
 #   running cluster (WAL streamed along, so DEST starts on its own with
-#   `start DEST OTHER_PORT`).
+#   `start DEST OTHER_PORT`). standby: the same copy made with `-R`
+#   (standby.signal, and primary_conninfo naming DIR's cluster) and
+#   hot_standby_feedback on, so replayed vacuums never cancel its queries;
+#   `start DEST OTHER_PORT` runs it as a read-only hot standby that follows
+#   the primary.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 cmd=${1:-}; dir=${2:-}; port=${3:-5432}
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: cluster.sh start|stop|crash|url DIR [PORT] | basebackup DIR PORT DEST"
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: cluster.sh start|stop|crash|url DIR [PORT] | basebackup|standby DIR PORT DEST"
 user=$(if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi)
 url="postgres://$user@127.0.0.1:$port/nostr"
 
@@ -41,6 +46,8 @@ start)
         as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
             -o "-p $port -k $dir" start >/dev/null || { cat "$dir/server.log" >&2; die "postgres did not start"; }
     fi
+    # A standby is read-only: its databases and extensions are the primary's.
+    [ -f "$dir/standby.signal" ] && { echo "$url"; exit 0; }
     psql_=( "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$user" )
     as_pg "${psql_[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'nostr'" | grep -q 1 \
         || as_pg "${psql_[@]}" -d postgres -c "CREATE DATABASE nostr"
@@ -62,6 +69,15 @@ basebackup)
     dest=${4:?usage: cluster.sh basebackup DIR PORT DEST}
     as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U "$user" -D "$dest" \
         --wal-method=stream --checkpoint=fast
+    ;;
+standby)
+    dest=${4:?usage: cluster.sh standby DIR PORT DEST}
+    # Made here, empty, so its parent need not be writable by `postgres`.
+    mkdir -p "$dest"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dest" && chmod 700 "$dest"
+    as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$port" -U "$user" -D "$dest" \
+        --wal-method=stream --checkpoint=fast --write-recovery-conf
+    echo "hot_standby_feedback = on" | as_pg tee -a "$dest/postgresql.auto.conf" >/dev/null
     ;;
 *) die "unknown command $cmd" ;;
 esac

@@ -1,6 +1,6 @@
 //! Configuration: defaults, overridden by an optional TOML file (`--config`),
-//! overridden by the environment (`NOSTR_PG_LISTEN`, `DATABASE_URL`), overridden
-//! by command-line flags. The result is one plain [`Config`] value that `run`
+//! overridden by the environment (`NOSTR_PG_LISTEN`, `DATABASE_URL`,
+//! `NOSTR_PG_READ_DATABASE_URLS`), overridden by command-line flags. The result is one plain [`Config`] value that `run`
 //! takes, so tests build it directly and never touch the process environment.
 
 use std::net::SocketAddr;
@@ -44,6 +44,10 @@ pub struct Cli {
     /// PostgreSQL connection URL (env DATABASE_URL), e.g. postgres://user@localhost/nostr.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// A streaming replica for REQ and COUNT; repeat for several (env
+    /// NOSTR_PG_READ_DATABASE_URLS, separated by spaces or commas).
+    #[arg(long = "read-database-url")]
+    pub read_database_urls: Vec<String>,
     /// TOML configuration file; flags and environment override its values.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -61,6 +65,9 @@ pub struct Cli {
 pub struct Config {
     pub listen: String,
     pub database_url: String,
+    /// Streaming replicas (hot standbys of `database_url`) that serve stored
+    /// queries; empty: every read goes to the primary.
+    pub read_database_urls: Vec<String>,
     /// Public URL clients connect to; when empty, the NIP-42 relay tag is checked
     /// against the `Host` header of the upgrade request instead.
     pub relay_url: String,
@@ -71,6 +78,21 @@ pub struct Config {
     pub publish: PublishConfig,
     pub database: DatabaseConfig,
     pub proxy: ProxyConfig,
+    pub replicas: ReplicaConfig,
+}
+
+/// When a replica serves reads (see `read_database_urls`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// How often each replica's health and lag are checked.
+    pub check_every_ms: u64,
+    /// A replica whose replay is more than this many bytes of WAL behind the
+    /// primary is taken out of rotation until it catches up.
+    pub max_lag_bytes: u64,
+    /// ...or more than this many milliseconds behind (the age of the last
+    /// transaction it replayed, while it has WAL left to replay).
+    pub max_lag_ms: u64,
 }
 
 /// NIP-11 descriptive fields.
@@ -199,6 +221,18 @@ impl Default for Config {
             publish: PublishConfig::default(),
             database: DatabaseConfig::default(),
             proxy: ProxyConfig::default(),
+            replicas: ReplicaConfig::default(),
+            read_database_urls: Vec::new(),
+        }
+    }
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            check_every_ms: 1_000,
+            max_lag_bytes: 16 * 1024 * 1024,
+            max_lag_ms: 5_000,
         }
     }
 }
@@ -287,6 +321,16 @@ impl Config {
         if let Some(v) = env("DATABASE_URL").filter(|v| !v.is_empty()) {
             config.database_url = v;
         }
+        if let Some(v) = env("NOSTR_PG_READ_DATABASE_URLS").filter(|v| !v.trim().is_empty()) {
+            config.read_database_urls = v
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if !cli.read_database_urls.is_empty() {
+            config.read_database_urls = cli.read_database_urls;
+        }
         if let Some(v) = cli.listen {
             config.listen = v;
         }
@@ -331,6 +375,9 @@ impl Config {
         if self.database_url.is_empty() {
             return Err(ConfigError::NoDatabaseUrl);
         }
+        if self.read_database_urls.iter().any(|u| u.trim().is_empty()) {
+            return Err(ConfigError::Invalid("an empty read database URL".into()));
+        }
         let l = &self.limits;
         let positive = [
             ("limits.max_message_length", l.max_message_length),
@@ -352,6 +399,10 @@ impl Config {
             (
                 "database.listen_timeout_ms",
                 usize::try_from(self.database.listen_timeout_ms).unwrap_or(1),
+            ),
+            (
+                "replicas.check_every_ms",
+                usize::try_from(self.replicas.check_every_ms).unwrap_or(1),
             ),
         ];
         for (name, value) in positive {
@@ -494,6 +545,37 @@ mod tests {
         };
         c.proxy.protocol = true;
         assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))), "whose headers?");
+    }
+
+    #[test]
+    fn read_urls_come_from_flags_env_or_file() {
+        let path = write_file(
+            "database_url = \"postgres://p\"\nread_database_urls = [\"postgres://f\"]\n[replicas]\nmax_lag_ms = 7\n",
+        );
+        let cli = |urls: &[&str]| Cli {
+            config: Some(path.clone()),
+            read_database_urls: urls.iter().map(|u| (*u).to_owned()).collect(),
+            ..Cli::default()
+        };
+        let c = Config::resolve(cli(&[]), env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.read_database_urls, vec!["postgres://f"]);
+        assert_eq!(c.replicas.max_lag_ms, 7);
+        let e = env(&[("NOSTR_PG_READ_DATABASE_URLS", "postgres://a, postgres://b")]);
+        let c = Config::resolve(cli(&[]), e).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.read_database_urls, vec!["postgres://a", "postgres://b"]);
+        let e = env(&[("NOSTR_PG_READ_DATABASE_URLS", "postgres://a")]);
+        let c = Config::resolve(cli(&["postgres://x", "postgres://y"]), e).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.read_database_urls, vec!["postgres://x", "postgres://y"]);
+        let _ = std::fs::remove_file(&path);
+        let parsed = Cli::try_parse_from([
+            "gateway",
+            "--read-database-url",
+            "postgres://r1",
+            "--read-database-url",
+            "postgres://r2",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.read_database_urls, vec!["postgres://r1", "postgres://r2"]);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   metrics, client addresses behind proxies, settings.
 //! - [`live`]: what live fanout hands to connections (events, queues).
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
-//! - [`db`]: the connection pool, the extension's SQL calls, error mapping.
+//! - [`db`]: the connection pool, the extension's SQL calls, error mapping,
+//!   and the read replicas' pools and health ([`db::replicas`]).
 //! - [`index`]: the live subscription index.
 //! - [`info`]: the NIP-11 document; [`activity`]: the home page's numbers.
 //! - [`fanout`]: exactly-once live delivery: claims, and the LISTEN
@@ -19,6 +20,8 @@
 //! - [`auth`]: NIP-42. [`http`]: request heads and responses.
 //! - [`relay`]: [`relay::Relay`], one gateway's shared state.
 //! - [`subscription`]: a subscription's stored/live phases.
+//! - `read_route`: which server answers a stored query (replica or primary),
+//!   and why that keeps live delivery exact.
 //! - `query_task`: a stored query running for one subscription.
 //! - [`connection`]: one WebSocket session, a single task per socket.
 //! - [`web`]: what plain HTTP requests are answered with (NIP-11,
@@ -44,6 +47,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod publisher;
 mod query_task;
+mod read_route;
 pub mod relay;
 pub mod reply;
 pub mod server;

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use crate::reply::Prefix;
 
+/// Why a stored query was answered by the primary although replicas are
+/// configured (see `read_route.rs`).
+pub const FALLBACKS: [&str; 4] = ["none_up", "error", "behind", "unsettled"];
+
 /// Client message verbs we count; anything else is `other`.
 pub const VERBS: [&str; 6] = ["EVENT", "REQ", "COUNT", "CLOSE", "AUTH", "other"];
 
@@ -33,6 +37,8 @@ pub struct Metrics {
     /// Subscriptions ended with `CLOSED error:` because live events they
     /// were owed could not be recovered.
     pub live_gaps_closed: AtomicU64,
+    /// By the reasons in [`FALLBACKS`].
+    replica_fallbacks: [AtomicU64; FALLBACKS.len()],
     pub query_seconds: Histogram,
     /// From an EVENT read to its OK, for events that went to the database
     /// (queueing, batching and the commit).
@@ -53,6 +59,17 @@ impl Metrics {
     pub fn message(&self, verb: &str) {
         let i = VERBS.iter().position(|v| *v == verb).unwrap_or(VERBS.len() - 1);
         if let Some(c) = self.messages.get(i) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a stored query the primary answered instead of a replica.
+    pub fn replica_fallback(&self, reason: &str) {
+        if let Some(c) = FALLBACKS
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.replica_fallbacks.get(i))
+        {
             c.fetch_add(1, Relaxed);
         }
     }
@@ -183,6 +200,19 @@ impl Metrics {
             "Subscriptions closed because live events they were owed were lost",
             &self.live_gaps_closed,
         );
+        header(
+            &mut out,
+            "nostr_gateway_replica_fallbacks_total",
+            "Stored queries the primary answered instead of a replica, by reason",
+            "counter",
+        );
+        for (reason, c) in FALLBACKS.iter().zip(&self.replica_fallbacks) {
+            let _ = writeln!(
+                out,
+                "nostr_gateway_replica_fallbacks_total{{reason=\"{reason}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
         self.query_seconds
             .render(&mut out, "nostr_gateway_query_seconds", "REQ and COUNT database time");
         self.event_ok_seconds.render(
@@ -209,15 +239,30 @@ impl Metrics {
     }
 }
 
-/// Values that live elsewhere (the pool, the subscription index), read when
-/// `/metrics` is served.
-#[derive(Debug, Default, Clone, Copy)]
+/// Values that live elsewhere (the pool, the subscription index, the
+/// replicas), read when `/metrics` is served.
+#[derive(Debug, Default, Clone)]
 pub struct Gauges {
     pub pool_max: usize,
     pub pool_open: usize,
     pub pool_idle: usize,
     pub pool_waiting: usize,
     pub subscriptions: usize,
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// One read replica as `/metrics` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaStatus {
+    /// `host:port`.
+    pub label: String,
+    /// In rotation: reachable, still a standby, and within the lag limits.
+    pub up: bool,
+    /// Bytes of WAL it had still to replay at the last check.
+    pub lag_bytes: u64,
+    pub lag_seconds: f64,
+    /// Stored queries it answered.
+    pub queries: u64,
 }
 
 impl Gauges {
@@ -253,6 +298,42 @@ impl Gauges {
             "Open live subscriptions (REQs past or before EOSE)",
             as_i64(self.subscriptions),
         );
+        if self.replicas.is_empty() {
+            return;
+        }
+        type Value = fn(&ReplicaStatus) -> String;
+        let per_replica: [(&str, &str, &str, Value); 4] = [
+            (
+                "nostr_gateway_replica_up",
+                "Read replica in rotation (1) or not (0)",
+                "gauge",
+                |r| u64::from(r.up).to_string(),
+            ),
+            (
+                "nostr_gateway_replica_lag_bytes",
+                "WAL the read replica had still to replay at its last check",
+                "gauge",
+                |r| r.lag_bytes.to_string(),
+            ),
+            (
+                "nostr_gateway_replica_lag_seconds",
+                "Age of the last transaction the read replica replayed, while it is behind",
+                "gauge",
+                |r| r.lag_seconds.to_string(),
+            ),
+            (
+                "nostr_gateway_replica_queries_total",
+                "Stored queries (REQ, COUNT) the read replica answered",
+                "counter",
+                |r| r.queries.to_string(),
+            ),
+        ];
+        for (name, help, kind, value) in per_replica {
+            header(out, name, help, kind);
+            for r in &self.replicas {
+                let _ = writeln!(out, "{name}{{replica=\"{}\"}} {}", r.label, value(r));
+            }
+        }
     }
 }
 
@@ -362,11 +443,29 @@ mod tests {
             pool_idle: 1,
             pool_waiting: 0,
             subscriptions: 5,
+            replicas: vec![ReplicaStatus {
+                label: "127.0.0.1:5433".into(),
+                up: true,
+                lag_bytes: 12,
+                lag_seconds: 0.5,
+                queries: 7,
+            }],
         };
+        m.replica_fallback("behind");
+        m.replica_fallback("nonsense");
         let text_g = m.render(&gauges);
         assert!(text_g.contains("nostr_gateway_pool_connections 3"));
         assert!(text_g.contains("nostr_gateway_pool_idle 1"));
         assert!(text_g.contains("nostr_gateway_subscriptions 5"));
+        assert!(text_g.contains("nostr_gateway_replica_up{replica=\"127.0.0.1:5433\"} 1"));
+        assert!(text_g.contains("nostr_gateway_replica_lag_bytes{replica=\"127.0.0.1:5433\"} 12"));
+        assert!(text_g.contains("nostr_gateway_replica_lag_seconds{replica=\"127.0.0.1:5433\"} 0.5"));
+        assert!(text_g.contains("nostr_gateway_replica_queries_total{replica=\"127.0.0.1:5433\"} 7"));
+        assert!(text_g.contains("nostr_gateway_replica_fallbacks_total{reason=\"behind\"} 1"));
+        assert!(
+            !text.contains("nostr_gateway_replica_up"),
+            "no replicas, no per-replica lines"
+        );
         assert!(text.contains("nostr_gateway_events_total{result=\"rejected\",reason=\"other\"} 1"));
         assert!(text.contains("nostr_gateway_query_seconds_bucket{le=\"0.001\"} 0"));
         assert!(text.contains("nostr_gateway_query_seconds_bucket{le=\"0.0025\"} 1"));

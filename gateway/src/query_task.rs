@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::db::{CancelSlot, DbError};
 use crate::protocol;
+use crate::read_route;
 use crate::relay::Relay;
 use crate::snapshot::ReadPoint;
 
@@ -76,7 +77,7 @@ impl QueryTask {
     }
 
     async fn req(self) {
-        let query = self.relay.db.req(&self.json, self.viewers.as_deref(), &self.cancel);
+        let query = read_route::req(&self.relay, &self.json, self.viewers.as_deref(), &self.cancel);
         let Some((_permit, result)) = self.run(query).await else {
             return;
         };
@@ -105,7 +106,7 @@ impl QueryTask {
     }
 
     async fn count(self) {
-        let query = self.relay.db.count(&self.json, self.viewers.as_deref(), &self.cancel);
+        let query = read_route::count(&self.relay, &self.json, self.viewers.as_deref(), &self.cancel);
         let Some((_permit, result)) = self.run(query).await else {
             return;
         };

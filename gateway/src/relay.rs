@@ -10,6 +10,7 @@ use nostr_pg_core::Verifier;
 
 use crate::activity::{HomeCache, RateHistory};
 use crate::config::Config;
+use crate::db::replicas::Replicas;
 use crate::db::Db;
 use crate::fanout::Fanout;
 use crate::info::InfoCache;
@@ -22,6 +23,8 @@ use crate::publisher::Publisher;
 pub struct Relay {
     pub config: Config,
     pub db: Db,
+    /// Read replicas for stored queries (none configured: empty).
+    pub replicas: Arc<Replicas>,
     pub metrics: Arc<Metrics>,
     pub fanout: Arc<Fanout>,
     pub publisher: Publisher,
@@ -43,7 +46,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(config: Config, db: Db, metrics: Arc<Metrics>, fanout: Arc<Fanout>, publisher: Publisher) -> Relay {
+    pub fn new(
+        config: Config,
+        db: Db,
+        replicas: Arc<Replicas>,
+        metrics: Arc<Metrics>,
+        fanout: Arc<Fanout>,
+        publisher: Publisher,
+    ) -> Relay {
         let l = &config.limits;
         Relay {
             ip_limiter: KeyedLimiter::new(l.events_per_second_per_ip, l.event_burst_per_ip),
@@ -59,6 +69,7 @@ impl Relay {
             next_conn: AtomicU64::new(1),
             config,
             db,
+            replicas,
             metrics,
             fanout,
             publisher,
@@ -78,6 +89,7 @@ impl Relay {
             pool_idle: pool.available,
             pool_waiting: pool.waiting,
             subscriptions: self.fanout.index.len(),
+            replicas: self.replicas.statuses(),
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use crate::activity;
 use crate::config::Config;
 use crate::connection;
+use crate::db::replicas::{self, Replicas};
 use crate::db::{Db, DbError};
 use crate::fanout::{listener, Fanout};
 use crate::http;
@@ -52,6 +53,11 @@ pub fn ws_url(addr: SocketAddr) -> String {
 /// The database need not be up: the gateway answers `error:` until it is.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let db = Db::new(&config.database_url, config.database.clone())?;
+    let replicas = Arc::new(Replicas::new(
+        &config.read_database_urls,
+        &config.database,
+        config.replicas.clone(),
+    )?);
     let metrics = Arc::new(Metrics::new());
     let fanout = Arc::new(Fanout::new(Arc::clone(&metrics)));
     let (publisher, publisher_task) = Publisher::start(
@@ -67,9 +73,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         Arc::clone(&metrics),
         stop_rx.clone(),
     ));
-    let reaper_task = tokio::spawn(reap(db.clone(), stop_rx.clone()));
+    let reaper_task = tokio::spawn(reap(db.clone(), Arc::clone(&replicas), stop_rx.clone()));
+    let replicas_task = tokio::spawn(replicas::watch(Arc::clone(&replicas), db.clone(), stop_rx.clone()));
     let startup = Duration::from_millis(config.database.connect_timeout_ms);
-    let relay = Arc::new(Relay::new(config, db, metrics, Arc::clone(&fanout), publisher));
+    let relay = Arc::new(Relay::new(
+        config,
+        db,
+        replicas,
+        metrics,
+        Arc::clone(&fanout),
+        publisher,
+    ));
     let sampler_task = tokio::spawn(sample_rates(Arc::clone(&relay), stop_rx.clone()));
     // Connections wait (in the listen backlog) until live delivery is ready,
     // so the first clients are served in full; if the database cannot be
@@ -106,6 +120,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     listener_task.abort();
     reaper_task.abort();
     sampler_task.abort();
+    replicas_task.abort();
     Ok(())
 }
 
@@ -136,12 +151,12 @@ async fn accept_until(
     }
 }
 
-/// Closes idle and old pooled connections now and then.
-async fn reap(db: Db, mut stop: watch::Receiver<bool>) {
+/// Closes idle and old pooled connections now and then (the replicas' too).
+async fn reap(db: Db, replicas: Arc<Replicas>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(REAP_EVERY) => {
-                let n = db.reap();
+                let n = db.reap() + replicas.reap();
                 if n > 0 {
                     tracing::debug!("closed {n} idle or old pooled connections");
                 }

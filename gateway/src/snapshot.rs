@@ -53,6 +53,25 @@ impl Snapshot {
     pub fn xmin(&self) -> Xid {
         self.xmin
     }
+
+    /// Whether no transaction was running when it was taken (`xmin ==
+    /// xmax`): it then sees exactly the transactions below `xmax`. That is the
+    /// only form in which a hot standby's snapshot can be trusted, since
+    /// `pg_current_snapshot()` on a standby leaves its running transactions
+    /// out of the list (PostgreSQL keeps them as subtransactions there).
+    pub fn is_settled(&self) -> bool {
+        self.xmin == self.xmax
+    }
+
+    /// The smallest `b` such that every transaction this snapshot sees as
+    /// finished is below `b`.
+    pub fn finished_below(&self) -> Xid {
+        let mut b = self.xmax;
+        while b > self.xmin && self.xip.binary_search(&(b - 1)).is_ok() {
+            b -= 1;
+        }
+        b
+    }
 }
 
 impl fmt::Display for Snapshot {
@@ -100,6 +119,17 @@ mod tests {
         assert!(!s.visible(25));
         assert_eq!(s.to_string(), "10:20:12,15");
         assert_eq!(s.xmin(), 10);
+    }
+
+    #[test]
+    fn settled_snapshots_and_the_finished_bound() {
+        let p = |t: &str| Snapshot::parse(t).unwrap_or_else(|| panic!("{t}"));
+        assert!(p("7:7:").is_settled() && !p("7:9:").is_settled());
+        assert_eq!(p("7:7:").finished_below(), 7);
+        assert_eq!(p("10:20:").finished_below(), 20);
+        assert_eq!(p("10:20:18,19").finished_below(), 18);
+        assert_eq!(p("10:13:10,11,12").finished_below(), 10);
+        assert_eq!(p("10:20:12,19").finished_below(), 19);
     }
 
     #[test]

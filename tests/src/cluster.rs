@@ -79,6 +79,56 @@ impl OwnCluster {
         }
     }
 
+    /// A streaming hot standby of this running cluster (`pg_basebackup -R`),
+    /// started on another free port; its `url` names the same database.
+    pub fn standby(&self, label: &str) -> OwnCluster {
+        let dir = temp_dir(label);
+        run_with("standby", &self.dir, self.port, &[&dir], self.preload)
+            .unwrap_or_else(|e| panic!("pg_basebackup -R into {dir}: {e}"));
+        let port = crate::free_port();
+        let url = run_preloading("start", &dir, port, self.preload)
+            .unwrap_or_else(|e| panic!("start the standby {dir}: {e}"));
+        OwnCluster {
+            dir,
+            port,
+            url,
+            preload: self.preload,
+        }
+    }
+
+    /// Waits until `standby` has replayed everything this cluster has
+    /// written so far (its WAL position, read now). Polls; the bound only
+    /// limits a failure.
+    pub async fn wait_replayed_by(&self, standby: &OwnCluster) {
+        let primary = crate::connect(&self.url).await;
+        let replica = crate::connect(&standby.url).await;
+        let target: String = primary
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .expect("pg_current_wal_lsn")
+            .get(0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let done: bool = replica
+                .query_one(
+                    "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
+                    &[&target],
+                )
+                .await
+                .expect("pg_last_wal_replay_lsn")
+                .get(0);
+            if done {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "standby on port {} did not replay up to {target}",
+                standby.port
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// `stop` (fast shutdown), `start` again, or `crash` (immediate).
     pub fn ctl(&self, cmd: &str) {
         run_preloading(cmd, &self.dir, self.port, self.preload).unwrap_or_else(|e| panic!("cluster.sh {cmd}: {e}"));

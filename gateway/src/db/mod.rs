@@ -14,9 +14,14 @@
 //! back. Every connection, pooled or not, and every cancel request is made
 //! with the TLS settings of the URL ([`tls`]: libpq's `sslmode` and
 //! `sslrootcert`).
+//!
+//! Read replicas: [`replicas`] holds their pools, health and rotation;
+//! [`standby`] the SQL a hot standby answers.
 
 mod cancel;
+pub mod replicas;
 mod site;
+pub mod standby;
 pub mod tls;
 
 use std::sync::Mutex;
@@ -225,6 +230,18 @@ impl Db {
         &self.settings
     }
 
+    /// `host:port` of the server (no user or password), for logs and metrics.
+    pub fn label(&self) -> String {
+        let c = &self.target.config;
+        let host = match c.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.to_string_lossy().into_owned(),
+            None => "localhost".to_owned(),
+        };
+        format!("{host}:{}", c.get_ports().first().copied().unwrap_or(5432))
+    }
+
     pub fn status(&self) -> PoolStatus {
         let s = self.pool.status();
         PoolStatus {
@@ -310,11 +327,7 @@ impl Db {
         let row = rows
             .first()
             .ok_or_else(|| DbError::Protocol("req returned no row".into()))?;
-        let snapshot = row
-            .try_get::<_, Option<String>>(0)
-            .map_err(proto)?
-            .and_then(|s| Snapshot::parse(&s))
-            .ok_or_else(|| DbError::Protocol("req returned no snapshot".into()))?;
+        let snapshot = snapshot_at(row, 0)?;
         let epoch = row.try_get::<_, Option<i64>>(1).map_err(proto)?;
         let events = row
             .try_get::<_, Option<Vec<String>>>(2)
@@ -398,6 +411,14 @@ fn with_causes(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The `pg_snapshot` text in column `i`.
+fn snapshot_at(row: &Row, i: usize) -> Result<Snapshot, DbError> {
+    row.try_get::<_, Option<String>>(i)
+        .map_err(proto)?
+        .and_then(|s| Snapshot::parse(&s))
+        .ok_or_else(|| DbError::Protocol("no snapshot returned".into()))
 }
 
 fn proto(e: tokio_postgres::Error) -> DbError {

@@ -230,7 +230,7 @@ impl Session<'_> {
                 self.catch_up(client, &since, &now).await?;
             }
         }
-        self.fanout.advance(&now);
+        self.fanout.checked_in(&now, epoch);
         position.checked_in = Some(now);
         position.epoch = Some(epoch);
         self.fanout.mark_ready();

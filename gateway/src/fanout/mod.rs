@@ -29,6 +29,9 @@
 //! - A subscription compares each live event's xid with the snapshot its
 //!   stored query read in (`subscription.rs`): visible there means the query
 //!   covered it, so it is not sent again.
+//! - A stored query may read on a replica only if its snapshot sees every
+//!   transaction claimed when the subscription was registered ([`ReadFence`],
+//!   and `read_route.rs` for why).
 
 pub mod listener;
 
@@ -51,9 +54,32 @@ use crate::snapshot::{Snapshot, Xid};
 pub struct Claims {
     horizon: Option<Snapshot>,
     claimed: HashSet<Xid>,
+    /// The transit table's incarnation at the last check-in.
+    epoch: Option<i64>,
+}
+
+/// What a stored query that did not read on the primary must have seen for
+/// live delivery to stay exact: every transaction below `below` (all that
+/// were delivered to live subscriptions before it was registered), read in
+/// incarnation `epoch` of the transit table as the listener last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadFence {
+    pub below: Xid,
+    pub epoch: i64,
 }
 
 impl Claims {
+    /// Every transaction claimed so far is below the fence; `None` before
+    /// the first check-in.
+    pub fn fence(&self) -> Option<ReadFence> {
+        let horizon = self.horizon.as_ref()?;
+        let claimed = self.claimed.iter().max().map_or(0, |x| x + 1);
+        Some(ReadFence {
+            below: horizon.finished_below().max(claimed),
+            epoch: self.epoch?,
+        })
+    }
+
     pub fn is_claimed(&self, xid: Xid) -> bool {
         self.horizon.as_ref().is_some_and(|h| h.visible(xid)) || self.claimed.contains(&xid)
     }
@@ -126,8 +152,18 @@ impl Fanout {
         lock(&self.claims).claim(xid)
     }
 
-    pub fn advance(&self, snapshot: &Snapshot) {
-        lock(&self.claims).advance(snapshot);
+    /// A listener check-in at `snapshot`, in incarnation `epoch` of the
+    /// transit table, delivered everything it sees.
+    pub fn checked_in(&self, snapshot: &Snapshot, epoch: i64) {
+        let mut claims = lock(&self.claims);
+        claims.advance(snapshot);
+        claims.epoch = Some(epoch);
+    }
+
+    /// The fence for a stored query of a subscription registered before this
+    /// call (see [`ReadFence`]).
+    pub fn read_fence(&self) -> Option<ReadFence> {
+        lock(&self.claims).fence()
     }
 
     /// Delivers the events transaction `xid` accepted, unless someone did

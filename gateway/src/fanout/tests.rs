@@ -25,6 +25,24 @@ fn each_transaction_is_claimed_once() {
 }
 
 #[test]
+fn the_read_fence_covers_every_claim() {
+    let fanout = Fanout::new(Arc::new(Metrics::new()));
+    assert_eq!(fanout.read_fence(), None, "no check-in yet");
+    fanout.checked_in(&snap("7:9:7"), 3);
+    assert_eq!(fanout.read_fence(), Some(ReadFence { below: 9, epoch: 3 }));
+    assert!(fanout.claim(12));
+    assert_eq!(fanout.read_fence(), Some(ReadFence { below: 13, epoch: 3 }));
+    fanout.checked_in(&snap("10:11:10"), 4);
+    assert_eq!(
+        fanout.read_fence(),
+        Some(ReadFence { below: 13, epoch: 4 }),
+        "12 is still claimed"
+    );
+    fanout.checked_in(&snap("14:14:"), 4);
+    assert_eq!(fanout.read_fence(), Some(ReadFence { below: 14, epoch: 4 }));
+}
+
+#[test]
 fn deliver_dispatches_once_per_transaction() {
     use crate::live::{ConnHandle, LiveMsg};
     use nostr_pg_core::sign::Keys;
