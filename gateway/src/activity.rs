@@ -63,23 +63,28 @@ impl RateHistory {
 /// [`HOME_CACHE_FOR`] (concurrent views wait for the same read).
 #[derive(Debug, Default)]
 pub struct HomeCache {
-    cached: tokio::sync::Mutex<Option<(Instant, Arc<HomeData>)>>,
+    /// A failure is kept for the same period: views queue on the lock, and
+    /// with a database that hangs each would otherwise wait in turn.
+    cached: tokio::sync::Mutex<Option<(Instant, HomeRead)>>,
 }
 
+/// One read of the home page's numbers, shared by the views that use it.
+pub type HomeRead = Result<Arc<HomeData>, DbError>;
+
 impl HomeCache {
-    pub async fn get(&self, db: &Db) -> Result<Arc<HomeData>, DbError> {
+    pub async fn get(&self, db: &Db) -> HomeRead {
         let mut cached = self.cached.lock().await;
         if let Some((at, data)) = cached.as_ref() {
             if at.elapsed() < HOME_CACHE_FOR {
-                return Ok(Arc::clone(data));
+                return data.clone();
             }
         }
-        let data = tokio::time::timeout(HOME_TIMEOUT, db.home(RECENT_FILTER))
-            .await
-            .map_err(|_| DbError::Unavailable("the database did not answer in time".into()))??;
-        let data = Arc::new(data);
-        *cached = Some((Instant::now(), Arc::clone(&data)));
-        Ok(data)
+        let data = match tokio::time::timeout(HOME_TIMEOUT, db.home(RECENT_FILTER)).await {
+            Ok(read) => read.map(Arc::new),
+            Err(_) => Err(DbError::Unavailable("the database did not answer in time".into())),
+        };
+        *cached = Some((Instant::now(), data.clone()));
+        data
     }
 }
 

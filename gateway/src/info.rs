@@ -18,6 +18,8 @@ const CACHE_FOR: Duration = Duration::from_secs(10);
 /// How long a NIP-11 request waits for the database before answering
 /// without the policy.
 const POLICY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a document made without the database's answer is served.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// NIPs the gateway and the extension implement whatever the settings:
 /// NIP-01 and deletion (09), expiration (40), vanish (62) and protected
@@ -103,8 +105,11 @@ pub fn relay_info(config: &Config, policy: Option<&Policy>) -> Value {
 
 /// The serialised NIP-11 document, read from the database at most once per
 /// [`CACHE_FOR`] (one at a time: concurrent requests wait for the same read).
+/// Without the database's answer, the document without the policy is kept
+/// for [`RETRY_AFTER`], so requests do not each wait in turn.
 #[derive(Debug, Default)]
 pub struct InfoCache {
+    /// The document and until when it is served.
     cached: tokio::sync::Mutex<Option<(Instant, Arc<str>)>>,
     /// The policy last read, for pages that show it without waiting.
     policy: std::sync::Mutex<Option<Policy>>,
@@ -118,25 +123,25 @@ impl InfoCache {
 
     pub async fn get(&self, config: &Config, db: &Db) -> Arc<str> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, doc)) = cached.as_ref() {
-            if at.elapsed() < CACHE_FOR {
+        if let Some((until, doc)) = cached.as_ref() {
+            if Instant::now() < *until {
                 return Arc::clone(doc);
             }
         }
-        match tokio::time::timeout(POLICY_TIMEOUT, db.policy()).await {
+        let (doc, keep) = match tokio::time::timeout(POLICY_TIMEOUT, db.policy()).await {
             Ok(Ok(policy)) => {
                 *crate::limits::lock(&self.policy) = Some(policy);
-                let doc: Arc<str> = relay_info(config, Some(&policy)).to_string().into();
-                *cached = Some((Instant::now(), Arc::clone(&doc)));
-                doc
+                (relay_info(config, Some(&policy)), CACHE_FOR)
             }
-            // Not cached: the next request asks the database again.
             Ok(Err(e)) => {
                 tracing::debug!("NIP-11 without the database's policy: {e}");
-                relay_info(config, None).to_string().into()
+                (relay_info(config, None), RETRY_AFTER)
             }
-            Err(_) => relay_info(config, None).to_string().into(),
-        }
+            Err(_) => (relay_info(config, None), RETRY_AFTER),
+        };
+        let doc: Arc<str> = doc.to_string().into();
+        *cached = Some((Instant::now() + keep, Arc::clone(&doc)));
+        doc
     }
 }
 
@@ -175,6 +180,23 @@ mod tests {
         );
         let none = Policy::default();
         assert!(!supported_nips(Some(&none)).contains(&13));
+    }
+
+    #[tokio::test]
+    async fn without_the_database_the_document_still_answers() {
+        let settings = crate::config::DatabaseConfig {
+            connect_timeout_ms: 500,
+            ..Default::default()
+        };
+        let db = Db::new("postgres://nobody@127.0.0.1:1/x", settings).unwrap_or_else(|e| panic!("{e}"));
+        let cache = InfoCache::default();
+        let config = Config::default();
+        let doc: Value = serde_json::from_str(&cache.get(&config, &db).await).unwrap_or_default();
+        assert_eq!(doc["supported_nips"], json!(supported_nips(None)));
+        assert!(cache.policy().is_none());
+        // Kept for a moment: the next request does not wait for the database again.
+        let again = cache.get(&config, &db).await;
+        assert_eq!(serde_json::from_str::<Value>(&again).unwrap_or_default(), doc);
     }
 
     #[test]
