@@ -49,9 +49,10 @@ impl RateHistory {
             .windows(2)
             .filter_map(|w| match w {
                 [(t0, c0), (t1, c1)] => {
-                    let secs = t1.saturating_duration_since(*t0).as_secs_f64();
-                    // A sample taken a moment ago says nothing yet.
-                    (secs >= 0.5).then(|| c1.saturating_sub(*c0) as f64 / secs)
+                    // At least a second: the newest sample may be a moment old,
+                    // and a few events over a millisecond are no rate.
+                    let secs = t1.saturating_duration_since(*t0).as_secs_f64().max(1.0);
+                    Some(c1.saturating_sub(*c0) as f64 / secs)
                 }
                 _ => None,
             })
@@ -98,6 +99,7 @@ mod tests {
         let t0 = Instant::now();
         assert!(h.rates(t0, 5).is_empty(), "nothing to compare yet");
         h.record(t0, 0);
+        assert_eq!(h.rates(t0, 3), vec![3.0], "a moment after a sample: over one second");
         h.record(t0 + Duration::from_secs(10), 50);
         let rates = h.rates(t0 + Duration::from_secs(15), 60);
         assert_eq!(rates, vec![5.0, 2.0]);
