@@ -51,16 +51,27 @@ pub fn software_url(config: &Config) -> Option<String> {
     (!url.is_empty()).then(|| url.to_owned())
 }
 
+/// Filters per query and events per filter: the smaller of the gateway's
+/// limit and the database's, since both apply.
+pub fn query_caps(config: &Config, policy: Option<&Policy>) -> (usize, u64) {
+    let l = &config.limits;
+    match policy {
+        Some(p) => (l.max_filters.min(p.max_filters), l.max_limit.min(p.max_limit)),
+        None => (l.max_filters, l.max_limit),
+    }
+}
+
 /// The NIP-11 document for `config` and the database's `policy`.
 pub fn relay_info(config: &Config, policy: Option<&Policy>) -> Value {
     let info = &config.info;
     let l = &config.limits;
+    let (max_filters, max_limit) = query_caps(config, policy);
     let mut limitation = json!({
         "max_message_length": l.max_message_length,
         "max_event_size": l.max_event_size,
         "max_subscriptions": l.max_subscriptions,
-        "max_filters": l.max_filters,
-        "max_limit": l.max_limit,
+        "max_filters": max_filters,
+        "max_limit": max_limit,
         "max_subid_length": l.max_subid_length,
         "max_event_tags": l.max_event_tags,
         "max_content_length": l.max_content_length,
@@ -167,8 +178,8 @@ mod tests {
         assert_eq!(supported_nips(None), vec![1, 9, 11, 40, 42, 45, 50, 62, 70]);
         let pow = Policy {
             min_pow: 16,
-            max_future_seconds: 900,
-            max_past_seconds: 0,
+            max_limit: 100,
+            ..Policy::default()
         };
         assert_eq!(supported_nips(Some(&pow)), vec![1, 9, 11, 13, 40, 42, 45, 50, 62, 70]);
         let doc = relay_info(&Config::default(), Some(&pow));
@@ -178,6 +189,8 @@ mod tests {
             doc["limitation"].get("created_at_lower_limit").is_none(),
             "0 is no limit"
         );
+        assert_eq!(doc["limitation"]["max_limit"], 100, "the database's cap is the smaller");
+        assert_eq!(doc["limitation"]["max_filters"], 16, "the gateway's is");
         let none = Policy::default();
         assert!(!supported_nips(Some(&none)).contains(&13));
     }
