@@ -49,9 +49,10 @@ impl RateHistory {
             .windows(2)
             .filter_map(|w| match w {
                 [(t0, c0), (t1, c1)] => {
-                    let secs = t1.saturating_duration_since(*t0).as_secs_f64();
-                    // A sample taken a moment ago says nothing yet.
-                    (secs >= 0.5).then(|| c1.saturating_sub(*c0) as f64 / secs)
+                    // At least a second: the newest sample may be a moment old,
+                    // and a few events over a millisecond are no rate.
+                    let secs = t1.saturating_duration_since(*t0).as_secs_f64().max(1.0);
+                    Some(c1.saturating_sub(*c0) as f64 / secs)
                 }
                 _ => None,
             })
@@ -63,23 +64,28 @@ impl RateHistory {
 /// [`HOME_CACHE_FOR`] (concurrent views wait for the same read).
 #[derive(Debug, Default)]
 pub struct HomeCache {
-    cached: tokio::sync::Mutex<Option<(Instant, Arc<HomeData>)>>,
+    /// A failure is kept for the same period: views queue on the lock, and
+    /// with a database that hangs each would otherwise wait in turn.
+    cached: tokio::sync::Mutex<Option<(Instant, HomeRead)>>,
 }
 
+/// One read of the home page's numbers, shared by the views that use it.
+pub type HomeRead = Result<Arc<HomeData>, DbError>;
+
 impl HomeCache {
-    pub async fn get(&self, db: &Db) -> Result<Arc<HomeData>, DbError> {
+    pub async fn get(&self, db: &Db) -> HomeRead {
         let mut cached = self.cached.lock().await;
         if let Some((at, data)) = cached.as_ref() {
             if at.elapsed() < HOME_CACHE_FOR {
-                return Ok(Arc::clone(data));
+                return data.clone();
             }
         }
-        let data = tokio::time::timeout(HOME_TIMEOUT, db.home(RECENT_FILTER))
-            .await
-            .map_err(|_| DbError::Unavailable("the database did not answer in time".into()))??;
-        let data = Arc::new(data);
-        *cached = Some((Instant::now(), Arc::clone(&data)));
-        Ok(data)
+        let data = match tokio::time::timeout(HOME_TIMEOUT, db.home(RECENT_FILTER)).await {
+            Ok(read) => read.map(Arc::new),
+            Err(_) => Err(DbError::Unavailable("the database did not answer in time".into())),
+        };
+        *cached = Some((Instant::now(), data.clone()));
+        data
     }
 }
 
@@ -93,6 +99,7 @@ mod tests {
         let t0 = Instant::now();
         assert!(h.rates(t0, 5).is_empty(), "nothing to compare yet");
         h.record(t0, 0);
+        assert_eq!(h.rates(t0, 3), vec![3.0], "a moment after a sample: over one second");
         h.record(t0 + Duration::from_secs(10), 50);
         let rates = h.rates(t0 + Duration::from_secs(15), 60);
         assert_eq!(rates, vec![5.0, 2.0]);

@@ -18,6 +18,8 @@ const CACHE_FOR: Duration = Duration::from_secs(10);
 /// How long a NIP-11 request waits for the database before answering
 /// without the policy.
 const POLICY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a document made without the database's answer is served.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// NIPs the gateway and the extension implement whatever the settings:
 /// NIP-01 and deletion (09), expiration (40), vanish (62) and protected
@@ -49,16 +51,27 @@ pub fn software_url(config: &Config) -> Option<String> {
     (!url.is_empty()).then(|| url.to_owned())
 }
 
+/// Filters per query and events per filter: the smaller of the gateway's
+/// limit and the database's, since both apply.
+pub fn query_caps(config: &Config, policy: Option<&Policy>) -> (usize, u64) {
+    let l = &config.limits;
+    match policy {
+        Some(p) => (l.max_filters.min(p.max_filters), l.max_limit.min(p.max_limit)),
+        None => (l.max_filters, l.max_limit),
+    }
+}
+
 /// The NIP-11 document for `config` and the database's `policy`.
 pub fn relay_info(config: &Config, policy: Option<&Policy>) -> Value {
     let info = &config.info;
     let l = &config.limits;
+    let (max_filters, max_limit) = query_caps(config, policy);
     let mut limitation = json!({
         "max_message_length": l.max_message_length,
         "max_event_size": l.max_event_size,
         "max_subscriptions": l.max_subscriptions,
-        "max_filters": l.max_filters,
-        "max_limit": l.max_limit,
+        "max_filters": max_filters,
+        "max_limit": max_limit,
         "max_subid_length": l.max_subid_length,
         "max_event_tags": l.max_event_tags,
         "max_content_length": l.max_content_length,
@@ -103,8 +116,11 @@ pub fn relay_info(config: &Config, policy: Option<&Policy>) -> Value {
 
 /// The serialised NIP-11 document, read from the database at most once per
 /// [`CACHE_FOR`] (one at a time: concurrent requests wait for the same read).
+/// Without the database's answer, the document without the policy is kept
+/// for [`RETRY_AFTER`], so requests do not each wait in turn.
 #[derive(Debug, Default)]
 pub struct InfoCache {
+    /// The document and until when it is served.
     cached: tokio::sync::Mutex<Option<(Instant, Arc<str>)>>,
     /// The policy last read, for pages that show it without waiting.
     policy: std::sync::Mutex<Option<Policy>>,
@@ -118,25 +134,25 @@ impl InfoCache {
 
     pub async fn get(&self, config: &Config, db: &Db) -> Arc<str> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, doc)) = cached.as_ref() {
-            if at.elapsed() < CACHE_FOR {
+        if let Some((until, doc)) = cached.as_ref() {
+            if Instant::now() < *until {
                 return Arc::clone(doc);
             }
         }
-        match tokio::time::timeout(POLICY_TIMEOUT, db.policy()).await {
+        let (doc, keep) = match tokio::time::timeout(POLICY_TIMEOUT, db.policy()).await {
             Ok(Ok(policy)) => {
                 *crate::limits::lock(&self.policy) = Some(policy);
-                let doc: Arc<str> = relay_info(config, Some(&policy)).to_string().into();
-                *cached = Some((Instant::now(), Arc::clone(&doc)));
-                doc
+                (relay_info(config, Some(&policy)), CACHE_FOR)
             }
-            // Not cached: the next request asks the database again.
             Ok(Err(e)) => {
                 tracing::debug!("NIP-11 without the database's policy: {e}");
-                relay_info(config, None).to_string().into()
+                (relay_info(config, None), RETRY_AFTER)
             }
-            Err(_) => relay_info(config, None).to_string().into(),
-        }
+            Err(_) => (relay_info(config, None), RETRY_AFTER),
+        };
+        let doc: Arc<str> = doc.to_string().into();
+        *cached = Some((Instant::now() + keep, Arc::clone(&doc)));
+        doc
     }
 }
 
@@ -162,8 +178,8 @@ mod tests {
         assert_eq!(supported_nips(None), vec![1, 9, 11, 40, 42, 45, 50, 62, 70]);
         let pow = Policy {
             min_pow: 16,
-            max_future_seconds: 900,
-            max_past_seconds: 0,
+            max_limit: 100,
+            ..Policy::default()
         };
         assert_eq!(supported_nips(Some(&pow)), vec![1, 9, 11, 13, 40, 42, 45, 50, 62, 70]);
         let doc = relay_info(&Config::default(), Some(&pow));
@@ -173,8 +189,27 @@ mod tests {
             doc["limitation"].get("created_at_lower_limit").is_none(),
             "0 is no limit"
         );
+        assert_eq!(doc["limitation"]["max_limit"], 100, "the database's cap is the smaller");
+        assert_eq!(doc["limitation"]["max_filters"], 16, "the gateway's is");
         let none = Policy::default();
         assert!(!supported_nips(Some(&none)).contains(&13));
+    }
+
+    #[tokio::test]
+    async fn without_the_database_the_document_still_answers() {
+        let settings = crate::config::DatabaseConfig {
+            connect_timeout_ms: 500,
+            ..Default::default()
+        };
+        let db = Db::new("postgres://nobody@127.0.0.1:1/x", settings).unwrap_or_else(|e| panic!("{e}"));
+        let cache = InfoCache::default();
+        let config = Config::default();
+        let doc: Value = serde_json::from_str(&cache.get(&config, &db).await).unwrap_or_default();
+        assert_eq!(doc["supported_nips"], json!(supported_nips(None)));
+        assert!(cache.policy().is_none());
+        // Kept for a moment: the next request does not wait for the database again.
+        let again = cache.get(&config, &db).await;
+        assert_eq!(serde_json::from_str::<Value>(&again).unwrap_or_default(), doc);
     }
 
     #[test]

@@ -50,13 +50,16 @@ async fn supported_nips_are_exactly_those_on_by_default() {
 }
 
 #[tokio::test]
-async fn proof_of_work_is_listed_when_the_database_asks_for_it() {
+async fn the_database_policy_shows_proof_of_work_and_its_caps() {
     let db = TestDb::new("nip11_pow").await;
     let admin = db.client().await;
     admin
-        .batch_execute(&format!("ALTER DATABASE {} SET nostr.min_pow = 24", db.name))
+        .batch_execute(&format!(
+            "ALTER DATABASE {0} SET nostr.min_pow = 24; ALTER DATABASE {0} SET nostr.max_limit = 100",
+            db.name
+        ))
         .await
-        .expect("set min_pow");
+        .expect("set min_pow and max_limit");
     let gw = Gateway::start(&db.url, &[]).await;
     let doc = nip11(&gw).await;
     assert_eq!(
@@ -65,6 +68,8 @@ async fn proof_of_work_is_listed_when_the_database_asks_for_it() {
         "{doc}"
     );
     assert_eq!(doc["limitation"]["min_pow_difficulty"], 24, "{doc}");
+    // The database's cap on `limit` is below the gateway's (500): it is the one that applies.
+    assert_eq!(doc["limitation"]["max_limit"], 100, "{doc}");
     // What NIP-11 says is what the relay does: an event without work is refused.
     let mut c = Client::connect(&gw.url).await;
     let e = Keys::from_seed("nip11-pow").sign(now(), 1, vec![], "no work");

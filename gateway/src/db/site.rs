@@ -9,13 +9,29 @@ const HOME: &str = include_str!("sql/home.sql");
 
 /// The relay policy held in the database (the extension's `nostr.*`
 /// settings, which only a superuser changes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub min_pow: u32,
     /// Seconds ahead of now an event may be dated (0: no limit).
     pub max_future_seconds: i64,
     /// Seconds before now an event may be dated (0: no limit).
     pub max_past_seconds: i64,
+    /// The database's cap on each filter's `limit`, and on filters per query.
+    pub max_limit: u64,
+    pub max_filters: usize,
+}
+
+/// The extension's defaults (README, settings table).
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            min_pow: 0,
+            max_future_seconds: 900,
+            max_past_seconds: 0,
+            max_limit: 5000,
+            max_filters: 50,
+        }
+    }
 }
 
 /// What the home page shows from the database.
@@ -29,9 +45,6 @@ pub struct HomeData {
     pub recent: Vec<String>,
 }
 
-/// The extension's defaults, for settings a session cannot see yet.
-const DEFAULT_MAX_FUTURE_SECONDS: i64 = 900;
-
 impl Db {
     /// `nostr.min_pow` and the time window, as the gateway's role sees them.
     pub async fn policy(&self) -> Result<Policy, DbError> {
@@ -44,10 +57,16 @@ impl Db {
             let text = row.try_get::<_, Option<String>>(i).map_err(proto)?;
             Ok(text.and_then(|t| t.trim().parse().ok()))
         };
+        // A setting the session cannot see yet has the extension's default.
+        let d = Policy::default();
         Ok(Policy {
-            min_pow: setting(0)?.and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
-            max_future_seconds: setting(1)?.unwrap_or(DEFAULT_MAX_FUTURE_SECONDS),
-            max_past_seconds: setting(2)?.unwrap_or(0),
+            min_pow: setting(0)?.and_then(|v| u32::try_from(v).ok()).unwrap_or(d.min_pow),
+            max_future_seconds: setting(1)?.unwrap_or(d.max_future_seconds),
+            max_past_seconds: setting(2)?.unwrap_or(d.max_past_seconds),
+            max_limit: setting(3)?.and_then(|v| u64::try_from(v).ok()).unwrap_or(d.max_limit),
+            max_filters: setting(4)?
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(d.max_filters),
         })
     }
 

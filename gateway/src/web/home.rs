@@ -90,12 +90,13 @@ pub fn page(relay: &Relay, stats: &Value, host: Option<&str>, nonce: &str) -> St
         })
         .collect();
     let l = &config.limits;
+    let (max_filters, max_limit) = info::query_caps(config, relay.info.policy().as_ref());
     let mut limits = vec![
         ("Largest message", bytes(l.max_message_length)),
         ("Largest event", bytes(l.max_event_size)),
         ("Subscriptions per connection", l.max_subscriptions.to_string()),
-        ("Filters per subscription", l.max_filters.to_string()),
-        ("Events per query (limit)", l.max_limit.to_string()),
+        ("Filters per subscription", max_filters.to_string()),
+        ("Events per query (limit)", max_limit.to_string()),
         ("Events per second per address", l.events_per_second_per_ip.to_string()),
         (
             "Authentication (NIP-42)",
