@@ -20,10 +20,13 @@
 //! - `query_task`: a stored query running for one subscription.
 //! - [`connection`]: one WebSocket session, a single task per socket.
 //! - [`server`]: [`run`], the accept loop and graceful shutdown.
+//! - [`admin`]: `nostr-pg-admin`, the operators' import and export tool
+//!   (beside the relay: nothing above uses it).
 //!
 //! Event and filter semantics come from `nostr_pg_core`; nothing here
 //! re-implements them.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod connection;

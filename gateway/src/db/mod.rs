@@ -37,6 +37,7 @@ use crate::snapshot::{parse_xid, ReadPoint, Snapshot, Xid};
 const PUBLISH_BATCH: &str = include_str!("sql/publish_batch.sql");
 const REQ: &str = include_str!("sql/req.sql");
 const COUNT: &str = include_str!("sql/count.sql");
+const STORED_SIGS: &str = include_str!("sql/stored_sigs.sql");
 pub(crate) const CHANGES: &str = include_str!("sql/changes.sql");
 pub(crate) const LISTEN: &str = include_str!("sql/listen.sql");
 pub(crate) const CHECKPOINT: &str = include_str!("sql/checkpoint.sql");
@@ -181,9 +182,15 @@ impl Pooled {
 
 impl Db {
     pub fn new(url: &str, settings: DatabaseConfig) -> Result<Db, DbError> {
+        Db::named(url, settings, APPLICATION_NAME)
+    }
+
+    /// [`Db::new`] with another `application_name` (what `pg_stat_activity`
+    /// shows), for the operators' tool.
+    pub fn named(url: &str, settings: DatabaseConfig, application_name: &str) -> Result<Db, DbError> {
         let mut target = Target::parse(url).map_err(|e| DbError::Unavailable(e.to_string()))?;
         let pg = &mut target.config;
-        pg.application_name(APPLICATION_NAME);
+        pg.application_name(application_name);
         pg.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
         // Numbers from our own config, not client input: safe to format.
         pg.options(format!("-c statement_timeout={}", settings.statement_timeout_ms));
@@ -293,6 +300,15 @@ impl Db {
             }
         }
         Ok(BatchOutcome { rows: out, xid })
+    }
+
+    /// Which of `ids` are stored, each with its signature (hex).
+    pub async fn stored_sigs(&self, ids: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, String)>, DbError> {
+        let conn = self.get().await?;
+        let rows = conn.query(STORED_SIGS, &[&ids]).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0).map_err(proto)?, row.try_get(1).map_err(proto)?)))
+            .collect()
     }
 
     /// `nostr.req_json` with the snapshot it read in. `viewers`, when set,
