@@ -120,6 +120,10 @@ pub struct Limits {
     /// Capacity of each connection's live-event queue; a client that lets it
     /// fill is disconnected.
     pub live_queue: usize,
+    /// NIP-77: most stored events one reconciliation may cover (each held in
+    /// memory, 40 bytes, while it is open); past it NEG-OPEN is answered
+    /// `NEG-ERR blocked:`.
+    pub max_negentropy_records: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -218,6 +222,7 @@ impl Default for Limits {
             frame_burst_per_connection: 2000.0,
             max_inflight_events: 256,
             live_queue: 1024,
+            max_negentropy_records: 1_000_000,
         }
     }
 }
@@ -321,6 +326,7 @@ impl Config {
             ("limits.max_connections_per_ip", l.max_connections_per_ip),
             ("limits.max_inflight_events", l.max_inflight_events),
             ("limits.live_queue", l.live_queue),
+            ("limits.max_negentropy_records", l.max_negentropy_records),
             ("publish.batch_max_events", self.publish.batch_max_events),
             ("publish.max_concurrent_batches", self.publish.max_concurrent_batches),
             ("database.pool_size", self.database.pool_size),

@@ -162,7 +162,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 }
 
 /// NIPs this gateway and the extension implement together.
-pub const SUPPORTED_NIPS: [u16; 9] = [1, 9, 11, 40, 42, 45, 50, 62, 70];
+pub const SUPPORTED_NIPS: [u16; 10] = [1, 9, 11, 40, 42, 45, 50, 62, 70, 77];
 
 /// The NIP-11 document, built once from the configuration.
 pub fn relay_info(config: &Config) -> Value {
@@ -328,6 +328,7 @@ mod tests {
         assert_eq!(doc["contact"], "admin@example.com");
         assert!(doc.get("pubkey").is_none(), "empty fields are omitted");
         assert!(doc["supported_nips"].as_array().is_some_and(|n| n.contains(&json!(42))));
+        assert!(doc["supported_nips"].as_array().is_some_and(|n| n.contains(&json!(77))));
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //!   [`config`]: NIP-01 prefixes, PostgreSQL snapshots and transaction ids,
 //!   the shutdown signal, rate limits and caps, Prometheus metrics, settings.
 //! - [`live`]: what live fanout hands to connections (events, queues).
+//! - [`neg`]: NIP-77 reconciliation sessions (negentropy).
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
 //! - [`db`]: the connection pool, the extension's SQL calls, error mapping.
 //! - [`index`]: the live subscription index.
@@ -37,6 +38,7 @@ pub mod index;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+pub mod neg;
 pub mod protocol;
 pub mod publisher;
 mod query_task;

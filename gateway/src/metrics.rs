@@ -9,7 +9,17 @@ use std::time::Duration;
 use crate::reply::Prefix;
 
 /// Client message verbs we count; anything else is `other`.
-pub const VERBS: [&str; 6] = ["EVENT", "REQ", "COUNT", "CLOSE", "AUTH", "other"];
+pub const VERBS: [&str; 9] = [
+    "EVENT",
+    "REQ",
+    "COUNT",
+    "CLOSE",
+    "AUTH",
+    "NEG-OPEN",
+    "NEG-MSG",
+    "NEG-CLOSE",
+    "other",
+];
 
 #[derive(Debug, Default)]
 pub struct Metrics {

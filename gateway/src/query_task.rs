@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::db::{CancelSlot, DbError};
+use crate::neg::NegSession;
 use crate::protocol;
 use crate::relay::Relay;
 use crate::snapshot::ReadPoint;
@@ -32,6 +33,14 @@ pub enum QueryMsg {
     Done {
         sub_id: Arc<str>,
         generation: u64,
+        frame: String,
+    },
+    /// A NIP-77 reconciliation is ready: its session, and the answer to the
+    /// client's first message (NEG-MSG), or why it failed (NEG-ERR).
+    NegOpened {
+        sub_id: Arc<str>,
+        generation: u64,
+        session: Option<Box<NegSession>>,
         frame: String,
     },
 }

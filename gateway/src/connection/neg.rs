@@ -1,0 +1,203 @@
+//! NEG-OPEN, NEG-MSG and NEG-CLOSE (NIP-77): the items of a NEG-OPEN are
+//! read from the database off the connection task (charged to the REQ rate
+//! limit, within the connection's share of the pool); later messages are
+//! answered in place, from the session's items in memory.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use nostr_pg_core::access::RESTRICTED_KINDS;
+use nostr_pg_core::Filter;
+use serde_json::value::RawValue;
+use tokio::task::JoinHandle;
+
+use super::Session;
+use crate::db::DbError;
+use crate::neg::NegSession;
+use crate::protocol;
+use crate::query_task::QueryMsg;
+use crate::relay::Relay;
+use crate::reply::Prefix;
+
+/// A reconciliation of this connection: opening (its items being read) or
+/// open.
+pub(super) struct NegState {
+    generation: u64,
+    session: Option<Box<NegSession>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for NegState {
+    /// NEG-CLOSE, a new NEG-OPEN with the same id, or the connection's end
+    /// stop the read of its items.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Session {
+    pub(super) fn on_neg_open(&mut self, sub_id: String, filter: &RawValue, message: String) {
+        let relay = Arc::clone(&self.relay);
+        let err = |reason: String| protocol::neg_err(&sub_id, &reason);
+        // A NEG-OPEN with an open id replaces it.
+        self.negs.remove(sub_id.as_str());
+        if relay.config.auth.required && self.authed.is_empty() {
+            return self.out.push(err(
+                Prefix::AuthRequired.with("this relay only serves authenticated users")
+            ));
+        }
+        let max = relay.config.limits.max_subscriptions;
+        if self.negs.len() >= max {
+            return self.out.push(err(
+                Prefix::Blocked.with(format!("too many open reconciliations (at most {max})"))
+            ));
+        }
+        let parsed = match serde_json::from_str(filter.get())
+            .map_err(|e| e.to_string())
+            .and_then(|v| Filter::from_value(&v).map_err(|e| e.to_string()))
+        {
+            Ok(f) => f,
+            Err(e) => return self.out.push(err(Prefix::Invalid.with(e))),
+        };
+        if !relay.req_limiter.check(&self.ip) {
+            relay.metrics.reqs_rate_limited.fetch_add(1, Relaxed);
+            return self.out.push(err(
+                Prefix::RateLimited.with("too many REQs from your address; slow down")
+            ));
+        }
+        // Direct messages are served to their participants only, which a set
+        // of ids cannot express: when reads are restricted they are left out.
+        let hidden: Vec<u16> = if relay.config.auth.restrict_dm_reads {
+            RESTRICTED_KINDS.to_vec()
+        } else {
+            Vec::new()
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        let key: Arc<str> = Arc::from(sub_id.as_str());
+        let task = tokio::spawn(open(
+            Arc::clone(&relay),
+            Arc::clone(&self.query_permits),
+            self.query_tx.clone(),
+            Opening {
+                sub_id: Arc::clone(&key),
+                generation,
+                filter_json: filter.get().to_owned(),
+                filter: parsed,
+                hidden,
+                message,
+            },
+        ));
+        self.negs.insert(
+            key,
+            NegState {
+                generation,
+                session: None,
+                task: Some(task),
+            },
+        );
+    }
+
+    pub(super) fn on_neg_opened(
+        &mut self,
+        sub_id: &str,
+        generation: u64,
+        session: Option<Box<NegSession>>,
+        frame: String,
+    ) {
+        let Some(state) = self.negs.get_mut(sub_id).filter(|s| s.generation == generation) else {
+            return;
+        };
+        state.task = None;
+        match session {
+            Some(session) => state.session = Some(session),
+            None => {
+                self.negs.remove(sub_id);
+            }
+        }
+        self.out.push(frame);
+    }
+
+    pub(super) fn on_neg_msg(&mut self, sub_id: &str, message: &str) {
+        let answer = match self.negs.get_mut(sub_id) {
+            None => Err(Prefix::Closed.with("no such reconciliation open")),
+            Some(NegState { session: None, .. }) => {
+                Err(Prefix::Invalid.with("NEG-MSG before the relay answered NEG-OPEN"))
+            }
+            Some(NegState {
+                session: Some(session), ..
+            }) => session.reconcile(message).map_err(|e| Prefix::Invalid.with(e)),
+        };
+        match answer {
+            Ok(hex) => self.out.push(protocol::neg_msg(sub_id, &hex)),
+            Err(reason) => {
+                self.negs.remove(sub_id);
+                self.out.push(protocol::neg_err(sub_id, &reason));
+            }
+        }
+    }
+
+    pub(super) fn on_neg_close(&mut self, sub_id: &str) {
+        self.negs.remove(sub_id);
+    }
+}
+
+/// What a NEG-OPEN asks for.
+struct Opening {
+    sub_id: Arc<str>,
+    generation: u64,
+    filter_json: String,
+    filter: Filter,
+    hidden: Vec<u16>,
+    message: String,
+}
+
+/// Reads the items, builds the session, answers the first message.
+async fn open(
+    relay: Arc<Relay>,
+    permits: Arc<tokio::sync::Semaphore>,
+    tx: tokio::sync::mpsc::Sender<QueryMsg>,
+    o: Opening,
+) {
+    let cap = relay.config.limits.max_negentropy_records;
+    let result = match Arc::clone(&permits).acquire_owned().await {
+        Ok(_permit) => {
+            let max = i64::try_from(cap).unwrap_or(i64::MAX - 1) + 1;
+            relay.db.neg_items(&o.filter_json, &o.filter, &o.hidden, max).await
+        }
+        Err(_) => return,
+    };
+    let (session, frame) = match result {
+        Ok(items) if items.len() > cap => (
+            None,
+            protocol::neg_err(
+                &o.sub_id,
+                &Prefix::Blocked.with(format!("this query is too big (more than {cap} events)")),
+            ),
+        ),
+        Ok(items) => match NegSession::new(items) {
+            Ok(mut session) => match session.reconcile(&o.message) {
+                Ok(hex) => (Some(Box::new(session)), protocol::neg_msg(&o.sub_id, &hex)),
+                Err(e) => (None, protocol::neg_err(&o.sub_id, &Prefix::Invalid.with(e))),
+            },
+            Err(e) => (None, protocol::neg_err(&o.sub_id, &Prefix::Error.with(e))),
+        },
+        Err(e) => {
+            if !matches!(e, DbError::Sql { .. }) {
+                relay.metrics.db_errors.fetch_add(1, Relaxed);
+            }
+            (None, protocol::neg_err(&o.sub_id, &e.reply()))
+        }
+    };
+    let msg = QueryMsg::NegOpened {
+        sub_id: o.sub_id,
+        generation: o.generation,
+        session,
+        frame,
+    };
+    if tx.send(msg).await.is_err() {
+        tracing::debug!("connection closed before NEG-MSG");
+    }
+}
