@@ -389,3 +389,52 @@ async fn sigint_stops_an_import_with_a_summary() {
     assert_eq!(out.count("accepted") + out.count("duplicate"), 2000, "{}", out.summary);
     assert_eq!(state(&c).await.0, 2000);
 }
+
+#[tokio::test]
+async fn a_second_sigint_abandons_the_batches_in_flight() {
+    let db = TestDb::new("import_sigint2").await;
+    let c = db.client().await;
+    let events = notes("sigint2", 3000);
+    let mut child = admin::spawn(&db.url, &["import", "-", "--batch", "500", "--connections", "2"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&jsonl(&events)).await.expect("write");
+    stdin.flush().await.expect("flush");
+    wait_for_rows(&c, 1).await;
+    let pid = child.id().expect("pid").to_string();
+    for _ in 0..2 {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill -INT");
+        assert!(status.success());
+    }
+    let out = admin::finish(child).await;
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(130), "{}", out.stderr);
+    assert_eq!(out.summary["status"], "interrupted", "{}", out.summary);
+    // An abandoned batch committed or not, as a whole: once its statement
+    // is over on the server, what is stored lies between what was confirmed
+    // and that plus what was abandoned.
+    admin::wait_for_no_sessions(&e2e::connect(&e2e::cluster_url()).await, &db.name).await;
+    let (stored, _) = state(&c).await;
+    let accepted = out.count("accepted");
+    let unknown = out.summary["unknown"].as_u64().unwrap_or(0);
+    assert!(
+        (accepted..=accepted + unknown).contains(&(stored as u64)),
+        "stored {stored}, accepted {accepted}, unknown {unknown}: {}",
+        out.summary
+    );
+    assert_eq!(unknown % 500, 0, "whole batches: {}", out.summary);
+    let lines = out.summary["lines"].as_u64().unwrap_or(0);
+    assert_eq!(
+        out.summary["unsettled"].as_u64(),
+        Some(lines - accepted - unknown),
+        "{}",
+        out.summary
+    );
+
+    // Running it again settles everything.
+    let out = admin::import(&db.url, &["-"], Some(&jsonl(&events))).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(state(&c).await.0, 3000);
+}

@@ -156,9 +156,12 @@ pub async fn run(db: Db, opts: ImportOptions, mut interrupts: mpsc::Receiver<()>
                 if interrupted == 1 {
                     eprintln!("interrupted: finishing the batches in flight (interrupt again to abandon them)");
                 } else {
-                    unknown = shared.inflight.load(Ordering::SeqCst);
                     workers.abort_all();
-                    eprintln!("interrupted again: abandoning {unknown} events in flight");
+                    // Aborted tasks stop at their next await; then the
+                    // count is final.
+                    while workers.join_next().await.is_some() {}
+                    unknown = shared.inflight.load(Ordering::SeqCst);
+                    eprintln!("interrupted again: abandoned {unknown} events in flight");
                     break;
                 }
             }
@@ -300,8 +303,14 @@ async fn worker(
         }
         let n = items.len() as u64;
         shared.inflight.fetch_add(n, Ordering::SeqCst);
-        let result = publish(&db, items, &shared, skip_stored).await;
-        shared.inflight.fetch_sub(n, Ordering::SeqCst);
+        let mut flight = Flight {
+            shared: &shared,
+            settled: 0,
+        };
+        let result = publish(&db, items, &mut flight, skip_stored).await;
+        // What a failure left without an answer is unsettled, not in flight.
+        let left = n.saturating_sub(flight.settled);
+        shared.inflight.fetch_sub(left, Ordering::SeqCst);
         if let Err(e) = result {
             shared.fail(format!("database: {e}"));
             return;
@@ -309,7 +318,23 @@ async fn worker(
     }
 }
 
-async fn publish(db: &Db, mut items: Vec<Item>, shared: &Shared, skip_stored: bool) -> Result<(), DbError> {
+/// The batch a worker is publishing: each of its lines leaves the in-flight
+/// count the moment its outcome is recorded, so a batch abandoned halfway
+/// reports exactly its unanswered lines as `unknown`.
+struct Flight<'a> {
+    shared: &'a Shared,
+    settled: u64,
+}
+
+impl Flight<'_> {
+    fn settle(&mut self, t: &mut Tally, outcome: &'static str, line: u64, id: &str, reason: &str) {
+        t.record(outcome, line, id, reason);
+        self.shared.inflight.fetch_sub(1, Ordering::SeqCst);
+        self.settled += 1;
+    }
+}
+
+async fn publish(db: &Db, mut items: Vec<Item>, flight: &mut Flight<'_>, skip_stored: bool) -> Result<(), DbError> {
     if skip_stored {
         let ids: Vec<Vec<u8>> = items
             .iter()
@@ -318,6 +343,7 @@ async fn publish(db: &Db, mut items: Vec<Item>, shared: &Shared, skip_stored: bo
         if !ids.is_empty() {
             let stored: HashMap<Vec<u8>, String> = db.stored_sigs(&ids).await?.into_iter().collect();
             if !stored.is_empty() {
+                let shared = flight.shared;
                 let mut t = lock(&shared.tally);
                 items.retain(|i| {
                     let same = i
@@ -325,18 +351,24 @@ async fn publish(db: &Db, mut items: Vec<Item>, shared: &Shared, skip_stored: bo
                         .is_some_and(|(id, sig)| stored.get(&id[..]) == Some(&hex::encode(&sig)));
                     if same {
                         t.skipped_stored += 1;
-                        t.record(tally::DUPLICATE, i.line, &i.id, "duplicate: already stored (not sent)");
+                        flight.settle(
+                            &mut t,
+                            tally::DUPLICATE,
+                            i.line,
+                            &i.id,
+                            "duplicate: already stored (not sent)",
+                        );
                     }
                     !same
                 });
             }
         }
     }
-    send(db, items, shared).await
+    send(db, items, flight).await
 }
 
 /// One `publish_batch` call for `items`, and what follows from its answer.
-async fn send(db: &Db, items: Vec<Item>, shared: &Shared) -> Result<(), DbError> {
+async fn send(db: &Db, items: Vec<Item>, flight: &mut Flight<'_>) -> Result<(), DbError> {
     if items.is_empty() {
         return Ok(());
     }
@@ -348,6 +380,7 @@ async fn send(db: &Db, items: Vec<Item>, shared: &Shared) -> Result<(), DbError>
             let mut deferred = Vec::new();
             let mut rows = outcome.rows.into_iter();
             {
+                let shared = flight.shared;
                 let mut t = lock(&shared.tally);
                 for item in items {
                     match rows.next() {
@@ -356,33 +389,30 @@ async fn send(db: &Db, items: Vec<Item>, shared: &Shared) -> Result<(), DbError>
                         Some(row) if batch::is_deferred(&row.message) && total > 1 => deferred.push(item),
                         Some(row) => {
                             let id = if row.id.is_empty() { &item.id } else { &row.id };
-                            t.record(
-                                tally::outcome_of(row.accepted, &row.message),
-                                item.line,
-                                id,
-                                &row.message,
-                            );
+                            let outcome = tally::outcome_of(row.accepted, &row.message);
+                            flight.settle(&mut t, outcome, item.line, id, &row.message);
                         }
                         None => {
                             let e = DbError::Protocol("publish_batch returned fewer rows than events".into());
-                            t.record("error", item.line, &item.id, &e.reply());
+                            flight.settle(&mut t, "error", item.line, &item.id, &e.reply());
                         }
                     }
                 }
             }
-            Box::pin(send(db, deferred, shared)).await
+            Box::pin(send(db, deferred, flight)).await
         }
         // A statement error fails the whole batch: one by one, so a single
         // poisonous event cannot take its batch-mates down with it.
         Err(DbError::Sql { .. }) if total > 1 => {
             for item in items {
-                Box::pin(send(db, vec![item], shared)).await?;
+                Box::pin(send(db, vec![item], flight)).await?;
             }
             Ok(())
         }
         Err(e @ DbError::Sql { .. }) => {
             if let Some(item) = items.first() {
-                lock(&shared.tally).record("error", item.line, &item.id, &e.reply());
+                let shared = flight.shared;
+                flight.settle(&mut lock(&shared.tally), "error", item.line, &item.id, &e.reply());
             }
             Ok(())
         }

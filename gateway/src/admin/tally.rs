@@ -121,9 +121,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// Lines read but never sent, or sent without an answer.
+    /// Lines read but never sent (those in abandoned batches are `unknown`).
     pub fn unsettled(&self) -> u64 {
-        self.tally.lines.saturating_sub(self.tally.blank + self.tally.settled())
+        self.tally
+            .lines
+            .saturating_sub(self.tally.blank + self.tally.settled() + self.unknown)
     }
 
     pub fn rate(&self) -> f64 {
