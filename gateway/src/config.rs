@@ -124,6 +124,11 @@ pub struct Limits {
     /// memory, 40 bytes, while it is open); past it NEG-OPEN is answered
     /// `NEG-ERR blocked:`.
     pub max_negentropy_records: usize,
+    /// NIP-77: records all open reconciliations of the gateway may hold
+    /// together (each NEG-OPEN reserves `max_negentropy_records` while it
+    /// reads, then keeps what it read); past it NEG-OPEN is answered
+    /// `NEG-ERR blocked:` until others close.
+    pub max_negentropy_records_total: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -223,6 +228,7 @@ impl Default for Limits {
             max_inflight_events: 256,
             live_queue: 1024,
             max_negentropy_records: 1_000_000,
+            max_negentropy_records_total: 4_000_000,
         }
     }
 }
@@ -343,6 +349,11 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
+        }
+        if l.max_negentropy_records_total < l.max_negentropy_records {
+            return Err(ConfigError::Invalid(
+                "limits.max_negentropy_records_total must be at least limits.max_negentropy_records".into(),
+            ));
         }
         let rates = [
             ("limits.events_per_second_per_ip", l.events_per_second_per_ip),

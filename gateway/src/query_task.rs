@@ -40,7 +40,8 @@ pub enum QueryMsg {
     NegOpened {
         sub_id: Arc<str>,
         generation: u64,
-        session: Option<Box<NegSession>>,
+        /// The session, and its share of the gateway's record budget.
+        session: Option<(Box<NegSession>, OwnedSemaphorePermit)>,
         frame: String,
     },
 }

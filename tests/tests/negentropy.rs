@@ -110,7 +110,11 @@ async fn neg_frames_the_relay_refuses() {
     c.query("SELECT * FROM nostr.publish_batch($1)", &[&notes("neg-refuse", 0, 20)])
         .await
         .expect("publish_batch");
-    let config = ConfigFile::new("[limits]\nmax_negentropy_records = 10\n");
+    let five = notes("neg-five", 0, 5);
+    c.query("SELECT * FROM nostr.publish_batch($1)", &[&five])
+        .await
+        .expect("publish_batch");
+    let config = ConfigFile::new("[limits]\nmax_negentropy_records = 10\nmax_negentropy_records_total = 12\n");
     let gw = Gateway::start(&db.url, &["--config", &config.arg()]).await;
 
     let mut ws = RawClient::connect(&gw.url).await;
@@ -146,6 +150,34 @@ async fn neg_frames_the_relay_refuses() {
     assert_eq!(
         reply,
         json!(["NEG-ERR", "small", "closed: no such reconciliation open"])
+    );
+
+    // The gateway's record budget: five held (the message asks about no
+    // range, so the answer is empty), a new NEG-OPEN reserves a
+    // whole cap (10) while it reads, and only 7 are left.
+    let five_author = hex::encode(&CoreKeys::from_seed("neg-five").pubkey());
+    ws.send(&json!(["NEG-OPEN", "five", {"authors": [five_author]}, "61"]))
+        .await;
+    let reply = ws.recv().await;
+    assert_eq!(reply[0], "NEG-MSG", "{reply}");
+    ws.send(&json!(["NEG-OPEN", "more", {"kinds": [1]}, "61"])).await;
+    let reply = ws.recv().await;
+    assert_eq!(reply[0], "NEG-ERR", "{reply}");
+    assert!(
+        reply[2]
+            .as_str()
+            .is_some_and(|m| m.starts_with("blocked: the relay holds too many")),
+        "{reply}"
+    );
+    // Closing gives them back: the same NEG-OPEN gets as far as its size.
+    ws.send(&json!(["NEG-CLOSE", "five"])).await;
+    ws.send(&json!(["NEG-OPEN", "more", {"kinds": [1]}, "61"])).await;
+    let reply = ws.recv().await;
+    assert!(
+        reply[2]
+            .as_str()
+            .is_some_and(|m| m.starts_with("blocked: this query is too big")),
+        "{reply}"
     );
 
     ws.send(&json!(["NEG-OPEN", "bad", {"kinds": "x"}, "61"])).await;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use nostr_pg_core::access::RESTRICTED_KINDS;
 use nostr_pg_core::Filter;
 use serde_json::value::RawValue;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::Session;
@@ -24,6 +25,8 @@ use crate::reply::Prefix;
 pub(super) struct NegState {
     generation: u64,
     session: Option<Box<NegSession>>,
+    /// The records it holds, out of the gateway's `max_negentropy_records_total`.
+    budget: Option<OwnedSemaphorePermit>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -95,6 +98,7 @@ impl Session {
             NegState {
                 generation,
                 session: None,
+                budget: None,
                 task: Some(task),
             },
         );
@@ -104,7 +108,7 @@ impl Session {
         &mut self,
         sub_id: &str,
         generation: u64,
-        session: Option<Box<NegSession>>,
+        session: Option<(Box<NegSession>, OwnedSemaphorePermit)>,
         frame: String,
     ) {
         let Some(state) = self.negs.get_mut(sub_id).filter(|s| s.generation == generation) else {
@@ -112,7 +116,10 @@ impl Session {
         };
         state.task = None;
         match session {
-            Some(session) => state.session = Some(session),
+            Some((session, budget)) => {
+                state.session = Some(session);
+                state.budget = Some(budget);
+            }
             None => {
                 self.negs.remove(sub_id);
             }
@@ -155,41 +162,17 @@ struct Opening {
 }
 
 /// Reads the items, builds the session, answers the first message.
-async fn open(
-    relay: Arc<Relay>,
-    permits: Arc<tokio::sync::Semaphore>,
-    tx: tokio::sync::mpsc::Sender<QueryMsg>,
-    o: Opening,
-) {
-    let cap = relay.config.limits.max_negentropy_records;
-    let result = match Arc::clone(&permits).acquire_owned().await {
-        Ok(_permit) => {
-            let max = i64::try_from(cap).unwrap_or(i64::MAX - 1) + 1;
-            relay.db.neg_items(&o.filter_json, &o.filter, &o.hidden, max).await
-        }
-        Err(_) => return,
-    };
-    let (session, frame) = match result {
-        Ok(items) if items.len() > cap => (
-            None,
-            protocol::neg_err(
-                &o.sub_id,
-                &Prefix::Blocked.with(format!("this query is too big (more than {cap} events)")),
-            ),
-        ),
-        Ok(items) => match NegSession::new(items) {
-            Ok(mut session) => match session.reconcile(&o.message) {
-                Ok(hex) => (Some(Box::new(session)), protocol::neg_msg(&o.sub_id, &hex)),
+async fn open(relay: Arc<Relay>, permits: Arc<Semaphore>, tx: mpsc::Sender<QueryMsg>, o: Opening) {
+    let (session, frame) = match prepare(&relay, permits, &o).await {
+        Some(Ok((session, budget))) => {
+            let mut session = Box::new(session);
+            match session.reconcile(&o.message) {
+                Ok(hex) => (Some((session, budget)), protocol::neg_msg(&o.sub_id, &hex)),
                 Err(e) => (None, protocol::neg_err(&o.sub_id, &Prefix::Invalid.with(e))),
-            },
-            Err(e) => (None, protocol::neg_err(&o.sub_id, &Prefix::Error.with(e))),
-        },
-        Err(e) => {
-            if !matches!(e, DbError::Sql { .. }) {
-                relay.metrics.db_errors.fetch_add(1, Relaxed);
             }
-            (None, protocol::neg_err(&o.sub_id, &e.reply()))
         }
+        Some(Err(reason)) => (None, protocol::neg_err(&o.sub_id, &reason)),
+        None => return,
     };
     let msg = QueryMsg::NegOpened {
         sub_id: o.sub_id,
@@ -200,4 +183,48 @@ async fn open(
     if tx.send(msg).await.is_err() {
         tracing::debug!("connection closed before NEG-MSG");
     }
+}
+
+/// The session over the matching items, holding its share of the record
+/// budget; or the NEG-ERR reason; `None` when the connection is going away.
+async fn prepare(
+    relay: &Relay,
+    permits: Arc<Semaphore>,
+    o: &Opening,
+) -> Option<Result<(NegSession, OwnedSemaphorePermit), String>> {
+    let cap = relay.config.limits.max_negentropy_records;
+    let _permit = permits.acquire_owned().await.ok()?;
+    // A whole cap is reserved while the items are read (they are in memory
+    // then), and what was read is kept.
+    let reserve = u32::try_from(cap).unwrap_or(u32::MAX);
+    let Ok(mut budget) = Arc::clone(&relay.neg_records).try_acquire_many_owned(reserve) else {
+        return Some(Err(
+            Prefix::Blocked.with("the relay holds too many reconciliations right now; try again later")
+        ));
+    };
+    let max = i64::try_from(cap).unwrap_or(i64::MAX - 1) + 1;
+    let items = match relay.db.neg_items(&o.filter_json, &o.filter, &o.hidden, max).await {
+        Ok(items) => items,
+        Err(e) => {
+            if !matches!(e, DbError::Sql { .. }) {
+                relay.metrics.db_errors.fetch_add(1, Relaxed);
+            }
+            return Some(Err(e.reply()));
+        }
+    };
+    if items.len() > cap {
+        return Some(Err(
+            Prefix::Blocked.with(format!("this query is too big (more than {cap} events)"))
+        ));
+    }
+    // Keep what the items need; the rest of the reservation goes back.
+    let Some(kept) = budget.split(items.len()) else {
+        return Some(Err(Prefix::Error.with("record budget out of step")));
+    };
+    drop(budget);
+    Some(
+        NegSession::new(items)
+            .map(|s| (s, kept))
+            .map_err(|e| Prefix::Error.with(e)),
+    )
 }
