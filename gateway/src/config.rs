@@ -129,6 +129,9 @@ pub struct Limits {
     /// reads, then keeps what it read); past it NEG-OPEN is answered
     /// `NEG-ERR blocked:` until others close.
     pub max_negentropy_records_total: usize,
+    /// NIP-77: a reconciliation with no NEG-MSG for this long is closed
+    /// (`NEG-ERR closed:`), giving its records back.
+    pub negentropy_idle_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -229,6 +232,7 @@ impl Default for Limits {
             live_queue: 1024,
             max_negentropy_records: 1_000_000,
             max_negentropy_records_total: 4_000_000,
+            negentropy_idle_seconds: 60,
         }
     }
 }
@@ -333,6 +337,10 @@ impl Config {
             ("limits.max_inflight_events", l.max_inflight_events),
             ("limits.live_queue", l.live_queue),
             ("limits.max_negentropy_records", l.max_negentropy_records),
+            (
+                "limits.negentropy_idle_seconds",
+                usize::try_from(l.negentropy_idle_seconds).unwrap_or(1),
+            ),
             ("publish.batch_max_events", self.publish.batch_max_events),
             ("publish.max_concurrent_batches", self.publish.max_concurrent_batches),
             ("database.pool_size", self.database.pool_size),

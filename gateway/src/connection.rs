@@ -509,6 +509,7 @@ impl Session {
                 session,
                 frame,
             } => self.on_neg_opened(&sub_id, generation, session, frame),
+            QueryMsg::NegIdle { sub_id, generation } => self.on_neg_idle(&sub_id, generation),
         }
     }
 

@@ -44,6 +44,8 @@ pub enum QueryMsg {
         session: Option<(Box<NegSession>, OwnedSemaphorePermit)>,
         frame: String,
     },
+    /// A reconciliation's idle timer went off.
+    NegIdle { sub_id: Arc<str>, generation: u64 },
 }
 
 /// A stored query running for one subscription.

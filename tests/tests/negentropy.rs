@@ -189,3 +189,30 @@ async fn neg_frames_the_relay_refuses() {
     ws.send(&json!(["REQ", "r", {"limit": 1}])).await;
     assert_eq!(ws.recv().await[0], "EVENT");
 }
+
+#[tokio::test]
+async fn an_idle_reconciliation_is_closed_and_gives_its_records_back() {
+    let db = TestDb::new("neg_idle").await;
+    let c = db.client().await;
+    c.query("SELECT * FROM nostr.publish_batch($1)", &[&notes("neg-idle", 0, 5)])
+        .await
+        .expect("publish_batch");
+    let config = ConfigFile::new(
+        "[limits]\nmax_negentropy_records = 10\nmax_negentropy_records_total = 10\nnegentropy_idle_seconds = 1\n",
+    );
+    let gw = Gateway::start(&db.url, &["--config", &config.arg()]).await;
+    let mut ws = RawClient::connect(&gw.url).await;
+    ws.send(&json!(["NEG-OPEN", "idle", {"kinds": [1]}, "61"])).await;
+    assert_eq!(ws.recv().await[0], "NEG-MSG");
+    // Holding five of ten: another NEG-OPEN cannot reserve a whole cap.
+    ws.send(&json!(["NEG-OPEN", "other", {"kinds": [7]}, "61"])).await;
+    let reply = ws.recv().await;
+    assert!(reply[2].as_str().is_some_and(|m| m.starts_with("blocked: ")), "{reply}");
+    // No NEG-MSG for a second: the relay ends it.
+    assert_eq!(
+        ws.recv().await,
+        json!(["NEG-ERR", "idle", "closed: no NEG-MSG for 1 s"])
+    );
+    ws.send(&json!(["NEG-OPEN", "other", {"kinds": [7]}, "61"])).await;
+    assert_eq!(ws.recv().await, json!(["NEG-MSG", "other", "61"]));
+}

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nostr_pg_core::access::RESTRICTED_KINDS;
 use nostr_pg_core::Filter;
@@ -27,12 +28,14 @@ pub(super) struct NegState {
     session: Option<Box<NegSession>>,
     /// The records it holds, out of the gateway's `max_negentropy_records_total`.
     budget: Option<OwnedSemaphorePermit>,
+    /// Reading its items, then its idle timer.
     task: Option<JoinHandle<()>>,
+    last_used: Instant,
 }
 
 impl Drop for NegState {
     /// NEG-CLOSE, a new NEG-OPEN with the same id, or the connection's end
-    /// stop the read of its items.
+    /// stop the read of its items, or its timer.
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
@@ -100,6 +103,7 @@ impl Session {
                 session: None,
                 budget: None,
                 task: Some(task),
+                last_used: Instant::now(),
             },
         );
     }
@@ -119,6 +123,12 @@ impl Session {
             Some((session, budget)) => {
                 state.session = Some(session);
                 state.budget = Some(budget);
+                state.last_used = Instant::now();
+                let idle = self.idle_timeout();
+                let timer = self.idle_timer(sub_id, generation, idle);
+                if let Some(state) = self.negs.get_mut(sub_id) {
+                    state.task = Some(timer);
+                }
             }
             None => {
                 self.negs.remove(sub_id);
@@ -134,8 +144,13 @@ impl Session {
                 Err(Prefix::Invalid.with("NEG-MSG before the relay answered NEG-OPEN"))
             }
             Some(NegState {
-                session: Some(session), ..
-            }) => session.reconcile(message).map_err(|e| Prefix::Invalid.with(e)),
+                session: Some(session),
+                last_used,
+                ..
+            }) => {
+                *last_used = Instant::now();
+                session.reconcile(message).map_err(|e| Prefix::Invalid.with(e))
+            }
         };
         match answer {
             Ok(hex) => self.out.push(protocol::neg_msg(sub_id, &hex)),
@@ -148,6 +163,42 @@ impl Session {
 
     pub(super) fn on_neg_close(&mut self, sub_id: &str) {
         self.negs.remove(sub_id);
+    }
+
+    /// The idle timer of a reconciliation went off: close it if it has been
+    /// idle that long, else wait for the rest.
+    pub(super) fn on_neg_idle(&mut self, sub_id: &str, generation: u64) {
+        let idle = self.idle_timeout();
+        let Some(state) = self.negs.get_mut(sub_id).filter(|s| s.generation == generation) else {
+            return;
+        };
+        let quiet = state.last_used.elapsed();
+        if quiet < idle {
+            let timer = self.idle_timer(sub_id, generation, idle - quiet);
+            if let Some(state) = self.negs.get_mut(sub_id) {
+                state.task = Some(timer);
+            }
+            return;
+        }
+        self.negs.remove(sub_id);
+        let reason = Prefix::Closed.with(format!("no NEG-MSG for {} s", idle.as_secs()));
+        self.out.push(protocol::neg_err(sub_id, &reason));
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.relay.config.limits.negentropy_idle_seconds)
+    }
+
+    /// Sends `NegIdle` after `after`, unless aborted first.
+    fn idle_timer(&self, sub_id: &str, generation: u64, after: Duration) -> JoinHandle<()> {
+        let tx = self.query_tx.clone();
+        let sub_id: Arc<str> = Arc::from(sub_id);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if tx.send(QueryMsg::NegIdle { sub_id, generation }).await.is_err() {
+                tracing::debug!("connection closed before a reconciliation's idle timer");
+            }
+        })
     }
 }
 
