@@ -148,6 +148,18 @@ pub struct Limits {
     /// Capacity of each connection's live-event queue; a client that lets it
     /// fill is disconnected.
     pub live_queue: usize,
+    /// NIP-77: most stored events one reconciliation may cover (each held in
+    /// memory, 40 bytes, while it is open); past it NEG-OPEN is answered
+    /// `NEG-ERR blocked:`.
+    pub max_negentropy_records: usize,
+    /// NIP-77: records all open reconciliations of the gateway may hold
+    /// together (each NEG-OPEN reserves `max_negentropy_records` while it
+    /// reads, then keeps what it read); past it NEG-OPEN is answered
+    /// `NEG-ERR blocked:` until others close.
+    pub max_negentropy_records_total: usize,
+    /// NIP-77: a reconciliation with no NEG-MSG for this long is closed
+    /// (`NEG-ERR closed:`), giving its records back.
+    pub negentropy_idle_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -273,6 +285,9 @@ impl Default for Limits {
             frame_burst_per_connection: 2000.0,
             max_inflight_events: 256,
             live_queue: 1024,
+            max_negentropy_records: 1_000_000,
+            max_negentropy_records_total: 4_000_000,
+            negentropy_idle_seconds: 60,
         }
     }
 }
@@ -389,6 +404,11 @@ impl Config {
             ("limits.max_connections_per_ip", l.max_connections_per_ip),
             ("limits.max_inflight_events", l.max_inflight_events),
             ("limits.live_queue", l.live_queue),
+            ("limits.max_negentropy_records", l.max_negentropy_records),
+            (
+                "limits.negentropy_idle_seconds",
+                usize::try_from(l.negentropy_idle_seconds).unwrap_or(1),
+            ),
             ("publish.batch_max_events", self.publish.batch_max_events),
             ("publish.max_concurrent_batches", self.publish.max_concurrent_batches),
             ("database.pool_size", self.database.pool_size),
@@ -409,6 +429,11 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
+        }
+        if l.max_negentropy_records_total < l.max_negentropy_records {
+            return Err(ConfigError::Invalid(
+                "limits.max_negentropy_records_total must be at least limits.max_negentropy_records".into(),
+            ));
         }
         let rates = [
             ("limits.events_per_second_per_ip", l.events_per_second_per_ip),

@@ -26,7 +26,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// events (70) in the extension's publish rules; NIP-11; NIP-42 (every
 /// connection is offered a challenge; NIP-70 and the DM read restriction
 /// rely on it); COUNT (45); search (50).
-const ALWAYS: [u16; 9] = [1, 9, 11, 40, 42, 45, 50, 62, 70];
+const ALWAYS: [u16; 10] = [1, 9, 11, 40, 42, 45, 50, 62, 70, 77];
 
 /// The NIPs that are on, ascending. `policy` is `None` when the database
 /// could not be asked; then only what needs no database setting is listed.
@@ -175,13 +175,16 @@ mod tests {
 
     #[test]
     fn nips_follow_the_database_policy() {
-        assert_eq!(supported_nips(None), vec![1, 9, 11, 40, 42, 45, 50, 62, 70]);
+        assert_eq!(supported_nips(None), vec![1, 9, 11, 40, 42, 45, 50, 62, 70, 77]);
         let pow = Policy {
             min_pow: 16,
             max_limit: 100,
             ..Policy::default()
         };
-        assert_eq!(supported_nips(Some(&pow)), vec![1, 9, 11, 13, 40, 42, 45, 50, 62, 70]);
+        assert_eq!(
+            supported_nips(Some(&pow)),
+            vec![1, 9, 11, 13, 40, 42, 45, 50, 62, 70, 77]
+        );
         let doc = relay_info(&Config::default(), Some(&pow));
         assert_eq!(doc["limitation"]["min_pow_difficulty"], 16);
         assert_eq!(doc["limitation"]["created_at_upper_limit"], 900);

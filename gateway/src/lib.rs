@@ -9,6 +9,7 @@
 //!   transaction ids, the shutdown signal, rate limits and caps, Prometheus
 //!   metrics, client addresses behind proxies, settings.
 //! - [`live`]: what live fanout hands to connections (events, queues).
+//! - [`neg`]: NIP-77 reconciliation sessions (negentropy).
 //! - [`protocol`]: client frames parsed into an enum, relay frames built.
 //! - [`db`]: the connection pool, the extension's SQL calls, error mapping,
 //!   and the read replicas' pools and health ([`db::replicas`]).
@@ -27,11 +28,14 @@
 //! - [`web`]: what plain HTTP requests are answered with (NIP-11,
 //!   `/health`, `/metrics`, the home page).
 //! - [`server`]: [`run`], the accept loop and graceful shutdown.
+//! - [`admin`]: `nostr-pg-admin`, the operators' import and export tool
+//!   (beside the relay: nothing above uses it).
 //!
 //! Event and filter semantics come from `nostr_pg_core`; nothing here
 //! re-implements them.
 
 pub mod activity;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod connection;
@@ -43,6 +47,7 @@ pub mod info;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+pub mod neg;
 pub mod protocol;
 pub mod proxy;
 pub mod publisher;

@@ -13,7 +13,17 @@ use crate::reply::Prefix;
 pub const FALLBACKS: [&str; 4] = ["none_up", "error", "behind", "unsettled"];
 
 /// Client message verbs we count; anything else is `other`.
-pub const VERBS: [&str; 6] = ["EVENT", "REQ", "COUNT", "CLOSE", "AUTH", "other"];
+pub const VERBS: [&str; 9] = [
+    "EVENT",
+    "REQ",
+    "COUNT",
+    "CLOSE",
+    "AUTH",
+    "NEG-OPEN",
+    "NEG-MSG",
+    "NEG-CLOSE",
+    "other",
+];
 
 #[derive(Debug, Default)]
 pub struct Metrics {

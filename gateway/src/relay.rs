@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use nostr_pg_core::Verifier;
+use tokio::sync::Semaphore;
 
 use crate::activity::{HomeCache, RateHistory};
 use crate::config::Config;
@@ -42,6 +43,8 @@ pub struct Relay {
     pub proxies: TrustedProxies,
     /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
     pub relay_host: Option<String>,
+    /// NIP-77 records the gateway's open reconciliations may still hold.
+    pub neg_records: Arc<Semaphore>,
     next_conn: AtomicU64,
 }
 
@@ -66,6 +69,9 @@ impl Relay {
             relay_host: crate::auth::host_of(&config.relay_url),
             proxies: TrustedProxies::new(config.proxy.trusted.clone()),
             verifier: Verifier::new(),
+            neg_records: Arc::new(Semaphore::new(
+                l.max_negentropy_records_total.min(Semaphore::MAX_PERMITS),
+            )),
             next_conn: AtomicU64::new(1),
             config,
             db,

@@ -31,7 +31,7 @@ async fn supported_nips_are_exactly_those_on_by_default() {
     let doc = nip11(&gw).await;
     assert_eq!(
         doc["supported_nips"],
-        json!([1, 9, 11, 40, 42, 45, 50, 62, 70]),
+        json!([1, 9, 11, 40, 42, 45, 50, 62, 70, 77]),
         "{doc}"
     );
     assert_eq!(doc["software"], "https://example.org/nostr_pg", "{doc}");
@@ -64,7 +64,7 @@ async fn the_database_policy_shows_proof_of_work_and_its_caps() {
     let doc = nip11(&gw).await;
     assert_eq!(
         doc["supported_nips"],
-        json!([1, 9, 11, 13, 40, 42, 45, 50, 62, 70]),
+        json!([1, 9, 11, 13, 40, 42, 45, 50, 62, 70, 77]),
         "{doc}"
     );
     assert_eq!(doc["limitation"]["min_pow_difficulty"], 24, "{doc}");
