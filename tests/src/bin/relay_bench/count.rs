@@ -20,7 +20,18 @@ use crate::ws::{self, Target};
 /// supporting it (a COUNT over a large tag is slow but not this slow).
 const PROBE_WAIT: Duration = Duration::from_secs(20);
 
-/// Asks one COUNT; `Err(why)` when the relay does not answer it as NIP-45 says.
+/// The count, or why the answer shows the relay does not support NIP-45.
+fn supported(answer: Answer) -> Result<u64, String> {
+    match answer {
+        Answer::Count(Some(n)) => Ok(n),
+        Answer::Count(None) => Err("a COUNT reply without a count".into()),
+        Answer::Refused(why) => Err(why),
+        Answer::Eose(_) => Err("EOSE instead of COUNT".into()),
+    }
+}
+
+/// Asks one COUNT; `Err(why)` when the relay does not answer it as NIP-45
+/// says (no answer in time and a dropped connection included).
 async fn probe(target: &Target, filter: &serde_json::Value) -> Result<Result<u64, String>, BenchError> {
     let mut socket = ws::connect(target, None, false).await?;
     let answer = tokio::time::timeout(
@@ -31,10 +42,7 @@ async fn probe(target: &Target, filter: &serde_json::Value) -> Result<Result<u64
     Ok(match answer {
         Err(_) => Err(format!("no answer to COUNT in {PROBE_WAIT:?}")),
         Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(Answer::Count(Some(n)))) => Ok(n),
-        Ok(Ok(Answer::Count(None))) => Err("a COUNT reply without a count".into()),
-        Ok(Ok(Answer::Refused(why))) => Err(why),
-        Ok(Ok(Answer::Eose(_))) => Err("EOSE instead of COUNT".into()),
+        Ok(Ok(a)) => supported(a),
     })
 }
 
@@ -81,4 +89,21 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
         }
     }
     r.append(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_unsupported_from_zero() {
+        assert_eq!(supported(Answer::Count(Some(0))), Ok(0));
+        assert_eq!(supported(Answer::Count(Some(15_000))), Ok(15_000));
+        assert!(supported(Answer::Count(None)).is_err());
+        assert_eq!(
+            supported(Answer::Refused("NOTICE could not parse command".into())),
+            Err("NOTICE could not parse command".to_owned())
+        );
+        assert!(supported(Answer::Eose(0)).is_err());
+    }
 }
