@@ -128,7 +128,7 @@ if [ ! -s "$DATA" ]; then
     "$BIN/gen_events" --count "$EVENTS" --seed "$SEED" --now "$DATA_NOW" --out "$DATA.tmp"
     mv "$DATA.tmp" "$DATA"
 fi
-if [ ! -s "$QUERIES" ]; then
+if has "$WORKLOADS" query && [ ! -s "$QUERIES" ]; then
     "$BIN/relay_bench" queries --dataset "$DATA" --out "$QUERIES" --seed "$SEED"
 fi
 
