@@ -4,7 +4,8 @@
 # Postgres 15 server and headers, clang (for pgrx's bindgen), sudo, cargo-pgrx
 # 0.18.0, and pgrx's registration of the system Postgres.
 # `setup.sh base` installs only what the quick lint checks use: rustfmt,
-# clippy and python3.
+# clippy and python3. `setup.sh browser` installs only Chromium, which the
+# end-to-end test of the relay's home page drives headless.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -19,6 +20,15 @@ if ! command -v python3 >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 >/dev/null
 fi
 [ "${1:-}" = base ] && exit 0
+
+# Debian's chromium: the home page test (tests/tests/home_page.rs) renders the
+# page in it, scripts and all.
+if ! command -v chromium >/dev/null; then
+    log "installing chromium (for the home page test)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+[ "${1:-}" = browser ] && exit 0
 
 need_apt=()
 for pkg in postgresql-15 postgresql-server-dev-15 postgresql-contrib clang libclang-dev sudo; do

@@ -18,7 +18,8 @@
 #                  tests/tests/relay.rs)
 #   --database-url URL  e2e: run against this running cluster instead of a
 #                  throwaway one (also NOSTR_PG_TEST_URL); URL is a superuser
-#                  and the server has nostr_pg installed. Nothing is installed.
+#                  and the server has nostr_pg installed. Nothing is installed
+#                  but Chromium (for the home page test), if it is missing.
 # The time each tier took is printed on stderr at the end.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -93,6 +94,15 @@ cleanup() {
 trap cleanup EXIT
 begin() { current=$1 current_start=$SECONDS; log "$1: $2"; }
 passed() { results+=("$current passed $((SECONDS - current_start))"); current=; }
+# No test may crash a backend: a backend that died of a signal (a crash in
+# the extension's code) fails the tier even when every client-side assertion
+# passed, since Postgres restarts and the clients just reconnect.
+no_backend_crashed() {
+    [ -n "$cluster_port" ] || return 0
+    local crashes
+    crashes=$(grep -a -A1 'terminated by signal' "$work/cluster/server.log" || true)
+    [ -z "$crashes" ] || { echo "$crashes" >&2; die "a backend of the test cluster crashed (its log is above)"; }
+}
 
 # The test runner's name filter (after cargo's `--`), and e2e's test file.
 test_args=(); [ -z "$filter" ] || test_args+=("$filter")
@@ -124,7 +134,10 @@ if wanted pg; then
         chown postgres:postgres "$work/pgrx"
         runas=(--runas postgres)
     fi
-    (cd nostr_pg && cargo pgrx test pg15 ${filter:+"$filter"} "${runas[@]}" --pgdata "$work/pgrx")
+    # pgrx-sudo/sudo: the test build replaces the installed library instead
+    # of rewriting it under the clusters that have it mapped.
+    (cd nostr_pg && PATH="$REPO/pg_config/pgrx-sudo:$PATH" \
+        cargo pgrx test pg15 ${filter:+"$filter"} "${runas[@]}" --pgdata "$work/pgrx")
     passed
 fi
 
@@ -138,6 +151,7 @@ if wanted regress; then
     [ ${#names[@]} -gt 0 ] || die "no golden SQL file matches '$filter'"
     need_cluster
     bash "$REPO/pg_config/regress.sh" "$cluster_port" "$work/regress" "${names[@]}"
+    no_backend_crashed
     passed
 fi
 
@@ -149,9 +163,13 @@ if wanted e2e; then
         need_cluster
         url=$cluster_url
     fi
+    # Chromium, for the home page test: installed in both modes, since the
+    # test fails (never skips) without it.
+    bash "$REPO/pg_config/setup.sh" browser
     cargo build -p gateway
     NOSTR_PG_TEST_URL=$url NOSTR_PG_GATEWAY_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/gateway" \
         cargo test -p nostr-pg-e2e "${target_args[@]}" -- --test-threads=4 "${test_args[@]}"
+    no_backend_crashed
     passed
 fi
 log "all tests passed (${tiers[*]})"

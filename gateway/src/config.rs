@@ -11,6 +11,8 @@ use clap::Parser;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::proxy::Cidr;
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -75,6 +77,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub publish: PublishConfig,
     pub database: DatabaseConfig,
+    pub proxy: ProxyConfig,
     pub replicas: ReplicaConfig,
 }
 
@@ -102,6 +105,9 @@ pub struct RelayInfo {
     pub pubkey: String,
     pub contact: String,
     pub icon: String,
+    /// NIP-11 `software`: the URL of the relay software's project. Empty:
+    /// the `repository` of the gateway's Cargo manifest, if it names one.
+    pub software: String,
 }
 
 /// Limits enforced by the gateway and advertised in NIP-11.
@@ -142,6 +148,18 @@ pub struct Limits {
     /// Capacity of each connection's live-event queue; a client that lets it
     /// fill is disconnected.
     pub live_queue: usize,
+    /// NIP-77: most stored events one reconciliation may cover (each held in
+    /// memory, 40 bytes, while it is open); past it NEG-OPEN is answered
+    /// `NEG-ERR blocked:`.
+    pub max_negentropy_records: usize,
+    /// NIP-77: records all open reconciliations of the gateway may hold
+    /// together (each NEG-OPEN reserves `max_negentropy_records` while it
+    /// reads, then keeps what it read); past it NEG-OPEN is answered
+    /// `NEG-ERR blocked:` until others close.
+    pub max_negentropy_records_total: usize,
+    /// NIP-77: a reconciliation with no NEG-MSG for this long is closed
+    /// (`NEG-ERR closed:`), giving its records back.
+    pub negentropy_idle_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -152,6 +170,19 @@ pub struct AuthConfig {
     /// Kinds 4, 1059 and 1060 are served only to an authenticated author or
     /// p-tagged recipient.
     pub restrict_dm_reads: bool,
+}
+
+/// Behind a reverse proxy or a TCP load balancer (see [`crate::proxy`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Addresses and networks (`10.0.0.0/8`) of the proxies whose
+    /// `Forwarded` / `X-Forwarded-For` headers and PROXY protocol headers
+    /// name the client. Anyone else's are ignored.
+    pub trusted: Vec<Cidr>,
+    /// Every connection to the listener starts with a PROXY protocol header
+    /// (v1 or v2), as a TCP load balancer sends it; one without is closed.
+    pub protocol: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +232,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             publish: PublishConfig::default(),
             database: DatabaseConfig::default(),
+            proxy: ProxyConfig::default(),
             replicas: ReplicaConfig::default(),
             read_database_urls: Vec::new(),
         }
@@ -225,6 +257,7 @@ impl Default for RelayInfo {
             pubkey: String::new(),
             contact: String::new(),
             icon: String::new(),
+            software: String::new(),
         }
     }
 }
@@ -252,6 +285,9 @@ impl Default for Limits {
             frame_burst_per_connection: 2000.0,
             max_inflight_events: 256,
             live_queue: 1024,
+            max_negentropy_records: 1_000_000,
+            max_negentropy_records_total: 4_000_000,
+            negentropy_idle_seconds: 60,
         }
     }
 }
@@ -368,6 +404,11 @@ impl Config {
             ("limits.max_connections_per_ip", l.max_connections_per_ip),
             ("limits.max_inflight_events", l.max_inflight_events),
             ("limits.live_queue", l.live_queue),
+            ("limits.max_negentropy_records", l.max_negentropy_records),
+            (
+                "limits.negentropy_idle_seconds",
+                usize::try_from(l.negentropy_idle_seconds).unwrap_or(1),
+            ),
             ("publish.batch_max_events", self.publish.batch_max_events),
             ("publish.max_concurrent_batches", self.publish.max_concurrent_batches),
             ("database.pool_size", self.database.pool_size),
@@ -389,6 +430,11 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
         }
+        if l.max_negentropy_records_total < l.max_negentropy_records {
+            return Err(ConfigError::Invalid(
+                "limits.max_negentropy_records_total must be at least limits.max_negentropy_records".into(),
+            ));
+        }
         let rates = [
             ("limits.events_per_second_per_ip", l.events_per_second_per_ip),
             ("limits.event_burst_per_ip", l.event_burst_per_ip),
@@ -406,6 +452,17 @@ impl Config {
             if !(value.is_finite() && value > 0.0) {
                 return Err(ConfigError::Invalid(format!("{name} must be a positive number")));
             }
+        }
+        if self.proxy.protocol && self.proxy.trusted.is_empty() {
+            return Err(ConfigError::Invalid(
+                "proxy.protocol needs proxy.trusted: the load balancers' addresses".into(),
+            ));
+        }
+        let software = self.info.software.trim();
+        if !(software.is_empty() || software.starts_with("https://") || software.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "info.software must be an http(s) URL, not `{software}`"
+            )));
         }
         Ok(())
     }
@@ -490,6 +547,29 @@ mod tests {
         c.limits.max_filters = 1;
         c.listen = "nowhere".into();
         assert!(matches!(c.validate(), Err(ConfigError::Listen(_))));
+        c.listen = "127.0.0.1:1".into();
+        c.info.software = "nostr_pg".into();
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid(_))),
+            "a bare name is no URL"
+        );
+        c.info.software = "https://example.org/nostr_pg".into();
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn proxy_settings() {
+        let c = Config::from_toml("[proxy]\ntrusted = [\"127.0.0.1\", \"10.0.0.0/8\"]\nprotocol = true\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.proxy.trusted.len(), 2);
+        assert!(c.proxy.protocol);
+        assert!(Config::from_toml("[proxy]\ntrusted = [\"10.0.0.0/40\"]\n").is_err());
+        let mut c = Config {
+            database_url: "postgres://x".into(),
+            ..Config::default()
+        };
+        c.proxy.protocol = true;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))), "whose headers?");
     }
 
     #[test]

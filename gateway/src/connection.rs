@@ -9,7 +9,8 @@
 //! (bounded: a full queue gets the client kicked). Bookkeeping that must
 //! happen however the task ends lives in `Drop` guards.
 //!
-//! REQ and COUNT handling lives in `connection/req.rs`.
+//! REQ and COUNT handling lives in `connection/req.rs`, NIP-77's in
+//! `connection/neg.rs`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +38,7 @@ use crate::reply::Prefix;
 use crate::shutdown::stopped;
 use crate::subscription::{GapOutcome, LiveAction, Sub};
 
+mod neg;
 mod req;
 
 /// A write that takes longer than this means the client stopped reading.
@@ -89,6 +91,8 @@ struct Session {
     auth_host: Option<String>,
     authed: Vec<[u8; 32]>,
     subs: HashMap<Arc<str>, Sub>,
+    /// NIP-77 reconciliations, by subscription id (their own namespace).
+    negs: HashMap<Arc<str>, neg::NegState>,
     generation: u64,
     inflight: usize,
     ok_tx: mpsc::UnboundedSender<String>,
@@ -152,6 +156,7 @@ pub async fn serve<S>(
         auth_host,
         authed: Vec::new(),
         subs: HashMap::new(),
+        negs: HashMap::new(),
         generation: 0,
         inflight: 0,
         ok_tx,
@@ -282,6 +287,7 @@ pub async fn serve<S>(
     }
     // Dropping the subscriptions cancels their running queries.
     session.subs.clear();
+    session.negs.clear();
 }
 
 /// The close code for a read error the client caused, if it did: invalid
@@ -375,6 +381,22 @@ impl Session {
                 self.relay.metrics.message("AUTH");
                 self.on_auth(raw);
             }
+            Ok(ClientMessage::NegOpen {
+                sub_id,
+                filter,
+                message,
+            }) => {
+                self.relay.metrics.message("NEG-OPEN");
+                self.on_neg_open(sub_id, filter, message);
+            }
+            Ok(ClientMessage::NegMsg { sub_id, message }) => {
+                self.relay.metrics.message("NEG-MSG");
+                self.on_neg_msg(&sub_id, &message);
+            }
+            Ok(ClientMessage::NegClose { sub_id }) => {
+                self.relay.metrics.message("NEG-CLOSE");
+                self.on_neg_close(&sub_id);
+            }
         }
     }
 
@@ -426,6 +448,7 @@ impl Session {
             id: hex::encode(&event.id),
             auth: auth.map(|k| hex::encode(&k)),
             reply: self.ok_tx.clone(),
+            received: Instant::now(),
             event,
         };
         match relay.publisher.submit(submission).await {
@@ -481,6 +504,13 @@ impl Session {
                     self.end_sub(&sub_id, frame);
                 }
             }
+            QueryMsg::NegOpened {
+                sub_id,
+                generation,
+                session,
+                frame,
+            } => self.on_neg_opened(&sub_id, generation, session, frame),
+            QueryMsg::NegIdle { sub_id, generation } => self.on_neg_idle(&sub_id, generation),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Plain HTTP on the WebSocket port: NIP-11, `/health`, `/metrics`.
+//! Plain HTTP on the WebSocket port: reading a request head, writing a
+//! response (what is answered is [`crate::web`]'s business).
 //!
 //! The gateway reads the request head itself, because a WebSocket handshake
 //! library cannot answer a plain GET. If the head asks for an upgrade, the
@@ -9,13 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-
-use crate::config::Config;
-use crate::db::Db;
-use crate::metrics::{Gauges, Metrics};
 
 /// Longest request head we read; WebSocket upgrades are far smaller.
 const MAX_HEAD: usize = 16 * 1024;
@@ -91,13 +87,18 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
 }
 
 /// Reads until a complete head; returns it with every byte read, so the
-/// WebSocket handshake can read the same request again.
+/// WebSocket handshake can read the same request again. `start` holds bytes
+/// of the request already read (after a PROXY protocol header).
 pub async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
+    start: Vec<u8>,
     timeout: Duration,
 ) -> Result<(RequestHead, Vec<u8>), HttpError> {
     let read = async {
-        let mut buf = Vec::with_capacity(1024);
+        let mut buf = start;
+        if let Some(head) = parse_head(&buf)? {
+            return Ok((head, buf));
+        }
         let mut chunk = [0u8; 2048];
         loop {
             let n = stream.read(&mut chunk).await?;
@@ -161,61 +162,28 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     }
 }
 
-/// NIPs this gateway and the extension implement together.
-pub const SUPPORTED_NIPS: [u16; 9] = [1, 9, 11, 40, 42, 45, 50, 62, 70];
-
-/// The NIP-11 document, built once from the configuration.
-pub fn relay_info(config: &Config) -> Value {
-    let info = &config.info;
-    let l = &config.limits;
-    let mut doc = json!({
-        "name": info.name,
-        "description": info.description,
-        "software": "nostr_pg",
-        "version": env!("CARGO_PKG_VERSION"),
-        "supported_nips": SUPPORTED_NIPS,
-        "limitation": {
-            "max_message_length": l.max_message_length,
-            "max_event_size": l.max_event_size,
-            "max_subscriptions": l.max_subscriptions,
-            "max_filters": l.max_filters,
-            "max_limit": l.max_limit,
-            "max_subid_length": l.max_subid_length,
-            "max_event_tags": l.max_event_tags,
-            "max_content_length": l.max_content_length,
-            "auth_required": config.auth.required,
-            "restricted_writes": config.auth.required,
-            "payment_required": false,
-        },
-    });
-    if let Some(obj) = doc.as_object_mut() {
-        for (key, value) in [
-            ("pubkey", &info.pubkey),
-            ("contact", &info.contact),
-            ("icon", &info.icon),
-        ] {
-            if !value.is_empty() {
-                obj.insert(key.to_owned(), Value::String(value.clone()));
-            }
-        }
-    }
-    doc
-}
-
 /// What a plain HTTP request is answered with.
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Headers beyond the ones every response carries.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
-    fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
         Response {
             status,
             content_type,
             body: body.into(),
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
     }
 
     fn reason(&self) -> &'static str {
@@ -233,43 +201,27 @@ impl Response {
 
     /// The full response bytes; `head_only` for HEAD requests.
     pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
-        let mut out = format!(
+        let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
              Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\n\
-             Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\r\n",
+             Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n",
             self.status,
             self.reason(),
             self.content_type,
             self.body.len()
-        )
-        .into_bytes();
+        );
+        for (name, value) in &self.headers {
+            head.push_str(name);
+            head.push_str(": ");
+            head.push_str(value);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
         if !head_only {
             out.extend_from_slice(self.body.as_bytes());
         }
         out
-    }
-}
-
-/// Routes one plain HTTP request. `gauges` are read by the caller at the
-/// time of the request.
-pub async fn respond(head: &RequestHead, info: &str, db: &Db, metrics: &Metrics, gauges: Gauges) -> Response {
-    let path = head.path.split('?').next().unwrap_or("/");
-    match (head.method.as_str(), path) {
-        ("OPTIONS", _) => Response::new(204, "text/plain", ""),
-        ("GET" | "HEAD", "/health") => match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
-            Ok(Ok(())) => Response::new(200, "text/plain", "ok\n"),
-            Ok(Err(e)) => Response::new(503, "text/plain", format!("unavailable: {e}\n")),
-            Err(_) => Response::new(503, "text/plain", "unavailable: database did not answer in time\n"),
-        },
-        ("GET" | "HEAD", "/metrics") => Response::new(200, "text/plain; version=0.0.4", metrics.render(&gauges)),
-        ("GET" | "HEAD", _) if head.wants_nip11() => Response::new(200, "application/nostr+json", info),
-        ("GET" | "HEAD", "/") => Response::new(
-            200,
-            "text/plain; charset=utf-8",
-            "This is a Nostr relay (nostr_pg). Connect with a Nostr client over WebSocket.\n",
-        ),
-        ("GET" | "HEAD", _) => Response::new(404, "text/plain", "not found\n"),
-        _ => Response::new(405, "text/plain", "method not allowed\n"),
     }
 }
 
@@ -315,19 +267,6 @@ mod tests {
         ));
         let huge = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; MAX_HEAD]].concat();
         assert!(matches!(parse_head(&huge), Err(HttpError::TooLarge)));
-    }
-
-    #[test]
-    fn nip11_lists_real_limits() {
-        let mut config = Config::default();
-        config.limits.max_filters = 7;
-        config.info.contact = "admin@example.com".into();
-        let doc = relay_info(&config);
-        assert_eq!(doc["limitation"]["max_filters"], 7);
-        assert_eq!(doc["limitation"]["auth_required"], false);
-        assert_eq!(doc["contact"], "admin@example.com");
-        assert!(doc.get("pubkey").is_none(), "empty fields are omitted");
-        assert!(doc["supported_nips"].as_array().is_some_and(|n| n.contains(&json!(42))));
     }
 
     #[tokio::test]

@@ -13,7 +13,17 @@ use crate::reply::Prefix;
 pub const FALLBACKS: [&str; 4] = ["none_up", "error", "behind", "unsettled"];
 
 /// Client message verbs we count; anything else is `other`.
-pub const VERBS: [&str; 6] = ["EVENT", "REQ", "COUNT", "CLOSE", "AUTH", "other"];
+pub const VERBS: [&str; 9] = [
+    "EVENT",
+    "REQ",
+    "COUNT",
+    "CLOSE",
+    "AUTH",
+    "NEG-OPEN",
+    "NEG-MSG",
+    "NEG-CLOSE",
+    "other",
+];
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -40,6 +50,9 @@ pub struct Metrics {
     /// By the reasons in [`FALLBACKS`].
     replica_fallbacks: [AtomicU64; FALLBACKS.len()],
     pub query_seconds: Histogram,
+    /// From an EVENT read to its OK, for events that went to the database
+    /// (queueing, batching and the commit).
+    pub event_ok_seconds: Histogram,
     pub publish_seconds: Histogram,
     pub publish_batch_size: Histogram,
     pub fanout_lag_seconds: Histogram,
@@ -212,6 +225,11 @@ impl Metrics {
         }
         self.query_seconds
             .render(&mut out, "nostr_gateway_query_seconds", "REQ and COUNT database time");
+        self.event_ok_seconds.render(
+            &mut out,
+            "nostr_gateway_event_ok_seconds",
+            "From an EVENT read to its OK, for events sent to the database",
+        );
         self.publish_seconds.render(
             &mut out,
             "nostr_gateway_publish_seconds",

@@ -30,6 +30,16 @@ pub enum ClientMessage<'a> {
     Close { sub_id: String },
     /// `["AUTH", <signed kind 22242 event>]` (NIP-42)
     Auth { raw: &'a str },
+    /// `["NEG-OPEN", <sub id>, <filter>, <hex message>]` (NIP-77)
+    NegOpen {
+        sub_id: String,
+        filter: &'a RawValue,
+        message: String,
+    },
+    /// `["NEG-MSG", <sub id>, <hex message>]`
+    NegMsg { sub_id: String, message: String },
+    /// `["NEG-CLOSE", <sub id>]`
+    NegClose { sub_id: String },
 }
 
 /// What is wrong with a frame.
@@ -61,6 +71,8 @@ pub enum FrameError {
     ContentTooLong { got: usize, max: usize },
     #[error("binary frames are not supported; send JSON text frames")]
     Binary,
+    #[error("a negentropy message must be a string of hex")]
+    NegMessage,
 }
 
 /// How a refused frame is answered.
@@ -71,6 +83,8 @@ pub enum Target {
     Ok(String),
     /// `["CLOSED", <sub id>, "invalid: ..."]`
     Closed(String),
+    /// `["NEG-ERR", <sub id>, "invalid: ..."]`
+    NegErr(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +108,7 @@ impl Refusal {
             Target::Notice => notice(&text),
             Target::Ok(id) => ok(id, false, &text),
             Target::Closed(sub) => closed(sub, &text),
+            Target::NegErr(sub) => neg_err(sub, &text),
         }
     }
 }
@@ -214,6 +229,41 @@ pub fn parse_frame<'a>(text: &'a str, limits: &Limits) -> Result<ClientMessage<'
                 shape: "<sub id>",
             })),
         },
+        "NEG-OPEN" => match rest {
+            [sub, filter, message] => {
+                let sub_id = sub_id(sub, limits)?;
+                let message = neg_message(message, &sub_id)?;
+                Ok(ClientMessage::NegOpen {
+                    sub_id,
+                    filter,
+                    message,
+                })
+            }
+            _ => Err(Refusal::notice(FrameError::Shape {
+                verb: "NEG-OPEN",
+                shape: "<sub id>, <filter>, <hex message>",
+            })),
+        },
+        "NEG-MSG" => match rest {
+            [sub, message] => {
+                let sub_id = sub_id(sub, limits)?;
+                let message = neg_message(message, &sub_id)?;
+                Ok(ClientMessage::NegMsg { sub_id, message })
+            }
+            _ => Err(Refusal::notice(FrameError::Shape {
+                verb: "NEG-MSG",
+                shape: "<sub id>, <hex message>",
+            })),
+        },
+        "NEG-CLOSE" => match rest {
+            [sub] => Ok(ClientMessage::NegClose {
+                sub_id: sub_id(sub, limits)?,
+            }),
+            _ => Err(Refusal::notice(FrameError::Shape {
+                verb: "NEG-CLOSE",
+                shape: "<sub id>",
+            })),
+        },
         other => {
             let mut shown: String = other.chars().take(32).collect();
             if shown.len() < other.len() {
@@ -237,6 +287,14 @@ fn sub_id(raw: &RawValue, limits: &Limits) -> Result<String, Refusal> {
         }),
         _ => Err(Refusal::notice(FrameError::SubId { max })),
     }
+}
+
+/// A NIP-77 message: a JSON string (its hex is checked when it is decoded).
+fn neg_message(raw: &RawValue, sub_id: &str) -> Result<String, Refusal> {
+    serde_json::from_str::<String>(raw.get()).map_err(|_| Refusal {
+        error: FrameError::NegMessage,
+        target: Target::NegErr(sub_id.to_owned()),
+    })
 }
 
 /// The `id` string of an event object, when there is one to answer to.
@@ -371,6 +429,28 @@ pub fn notice(message: &str) -> String {
 pub fn auth(challenge: &str) -> String {
     let mut out = String::from("[\"AUTH\",");
     quoted(&mut out, challenge);
+    out.push(']');
+    out
+}
+
+/// `["NEG-MSG", <sub id>, <hex message>]` (NIP-77).
+pub fn neg_msg(sub_id: &str, message_hex: &str) -> String {
+    let mut out = String::with_capacity(message_hex.len() + sub_id.len() + 16);
+    out.push_str("[\"NEG-MSG\",");
+    quoted(&mut out, sub_id);
+    out.push_str(",\"");
+    // Hex needs no escaping.
+    out.push_str(message_hex);
+    out.push_str("\"]");
+    out
+}
+
+/// `["NEG-ERR", <sub id>, <reason>]` (NIP-77).
+pub fn neg_err(sub_id: &str, reason: &str) -> String {
+    let mut out = String::from("[\"NEG-ERR\",");
+    quoted(&mut out, sub_id);
+    out.push(',');
+    quoted(&mut out, reason);
     out.push(']');
     out
 }

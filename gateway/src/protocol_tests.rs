@@ -227,3 +227,33 @@ fn malformed_event_frames_are_answered_by_id_when_it_can_be_read() {
         assert_eq!(refusal.target, Target::Notice, "{bad}");
     }
 }
+
+#[test]
+fn parses_nip77_frames() {
+    let l = limits();
+    match parse_frame(r#"["NEG-OPEN","n",{"kinds":[1]},"6100"]"#, &l) {
+        Ok(ClientMessage::NegOpen {
+            sub_id,
+            filter,
+            message,
+        }) => {
+            assert_eq!(
+                (sub_id.as_str(), filter.get(), message.as_str()),
+                ("n", r#"{"kinds":[1]}"#, "6100")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse_frame(r#"["NEG-MSG","n","61"]"#, &l),
+        Ok(ClientMessage::NegMsg { sub_id, message }) if sub_id == "n" && message == "61"
+    ));
+    assert!(matches!(parse_frame(r#"["NEG-CLOSE","n"]"#, &l), Ok(ClientMessage::NegClose { sub_id }) if sub_id == "n"));
+    // A message that is no string is answered on the reconciliation.
+    let r = refusal(r#"["NEG-MSG","n",97]"#);
+    assert_eq!(r.target, Target::NegErr("n".into()));
+    assert!(r.reply().starts_with(r#"["NEG-ERR","n","invalid: "#), "{}", r.reply());
+    assert_eq!(refusal(r#"["NEG-OPEN","n",{}]"#).target, Target::Notice);
+    assert_eq!(neg_msg("n", "61ab"), r#"["NEG-MSG","n","61ab"]"#);
+    assert_eq!(neg_err("n", "blocked: big"), r#"["NEG-ERR","n","blocked: big"]"#);
+}

@@ -38,6 +38,8 @@ pub struct Submission {
     pub auth: Option<String>,
     /// Where the finished `OK` frame goes.
     pub reply: mpsc::UnboundedSender<String>,
+    /// When the gateway read the EVENT, for the OK latency metric.
+    pub received: Instant,
 }
 
 /// The handle connections submit through; the batcher stops when every
@@ -185,6 +187,7 @@ async fn publish(sink: &Sink, batch: Vec<Submission>) {
 
 fn answer(metrics: &Metrics, s: &Submission, id: &str, accepted: bool, message: &str) {
     metrics.event_result(accepted, message);
+    metrics.event_ok_seconds.observe_duration(s.received.elapsed());
     // The connection may be gone; its OK has nobody to go to.
     if s.reply.send(protocol::ok(id, accepted, message)).is_err() {
         tracing::debug!("OK for {id} dropped: connection closed");

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::db::{CancelSlot, DbError};
+use crate::neg::NegSession;
 use crate::protocol;
 use crate::read_route;
 use crate::relay::Relay;
@@ -35,6 +36,17 @@ pub enum QueryMsg {
         generation: u64,
         frame: String,
     },
+    /// A NIP-77 reconciliation is ready: its session, and the answer to the
+    /// client's first message (NEG-MSG), or why it failed (NEG-ERR).
+    NegOpened {
+        sub_id: Arc<str>,
+        generation: u64,
+        /// The session, and its share of the gateway's record budget.
+        session: Option<(Box<NegSession>, OwnedSemaphorePermit)>,
+        frame: String,
+    },
+    /// A reconciliation's idle timer went off.
+    NegIdle { sub_id: Arc<str>, generation: u64 },
 }
 
 /// A stored query running for one subscription.

@@ -7,13 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use nostr_pg_core::Verifier;
+use tokio::sync::Semaphore;
 
+use crate::activity::{HomeCache, RateHistory};
 use crate::config::Config;
 use crate::db::replicas::Replicas;
 use crate::db::Db;
 use crate::fanout::Fanout;
+use crate::info::InfoCache;
 use crate::limits::{ConnectionCounter, KeyedLimiter};
 use crate::metrics::{Gauges, Metrics};
+use crate::proxy::TrustedProxies;
 use crate::publisher::Publisher;
 
 /// State shared by every connection of one gateway.
@@ -30,10 +34,17 @@ pub struct Relay {
     pub pubkey_limiter: KeyedLimiter<[u8; 32]>,
     pub req_limiter: KeyedLimiter<IpAddr>,
     pub connections: Arc<ConnectionCounter>,
-    /// The NIP-11 document, serialised once.
-    pub info_json: String,
+    /// The NIP-11 document, with the database's policy.
+    pub info: InfoCache,
+    /// The home page's numbers from the database, and its events/s history.
+    pub home: HomeCache,
+    pub rates: RateHistory,
+    /// Peers whose forwarding headers and PROXY headers name the client.
+    pub proxies: TrustedProxies,
     /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
     pub relay_host: Option<String>,
+    /// NIP-77 records the gateway's open reconciliations may still hold.
+    pub neg_records: Arc<Semaphore>,
     next_conn: AtomicU64,
 }
 
@@ -52,9 +63,15 @@ impl Relay {
             pubkey_limiter: KeyedLimiter::new(l.events_per_second_per_pubkey, l.event_burst_per_pubkey),
             req_limiter: KeyedLimiter::new(l.reqs_per_second_per_ip, l.req_burst_per_ip),
             connections: Arc::new(ConnectionCounter::new(l.max_connections, l.max_connections_per_ip)),
-            info_json: crate::http::relay_info(&config).to_string(),
+            info: InfoCache::default(),
+            home: HomeCache::default(),
+            rates: RateHistory::default(),
             relay_host: crate::auth::host_of(&config.relay_url),
+            proxies: TrustedProxies::new(config.proxy.trusted.clone()),
             verifier: Verifier::new(),
+            neg_records: Arc::new(Semaphore::new(
+                l.max_negentropy_records_total.min(Semaphore::MAX_PERMITS),
+            )),
             next_conn: AtomicU64::new(1),
             config,
             db,

@@ -14,11 +14,13 @@ pub enum Prefix {
     Restricted,
     AuthRequired,
     Unsupported,
+    /// NIP-77's NEG-ERR: the relay ended a reconciliation.
+    Closed,
     Error,
 }
 
 impl Prefix {
-    pub const ALL: [Prefix; 9] = [
+    pub const ALL: [Prefix; 10] = [
         Prefix::Duplicate,
         Prefix::Pow,
         Prefix::Blocked,
@@ -27,6 +29,7 @@ impl Prefix {
         Prefix::Restricted,
         Prefix::AuthRequired,
         Prefix::Unsupported,
+        Prefix::Closed,
         Prefix::Error,
     ];
 
@@ -40,6 +43,7 @@ impl Prefix {
             Prefix::Restricted => "restricted",
             Prefix::AuthRequired => "auth-required",
             Prefix::Unsupported => "unsupported",
+            Prefix::Closed => "closed",
             Prefix::Error => "error",
         }
     }

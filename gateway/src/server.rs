@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::activity;
 use crate::config::Config;
 use crate::connection;
 use crate::db::replicas::{self, Replicas};
@@ -21,9 +22,11 @@ use crate::db::{Db, DbError};
 use crate::fanout::{listener, Fanout};
 use crate::http;
 use crate::metrics::Metrics;
+use crate::proxy::{self, ProxyHeader};
 use crate::publisher::Publisher;
 use crate::relay::Relay;
 use crate::shutdown::stopped;
+use crate::web;
 
 /// How long connections get to flush their pending OKs and close on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -81,6 +84,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         Arc::clone(&fanout),
         publisher,
     ));
+    let sampler_task = tokio::spawn(sample_rates(Arc::clone(&relay), stop_rx.clone()));
     // Connections wait (in the listen backlog) until live delivery is ready,
     // so the first clients are served in full; if the database cannot be
     // reached in time, the gateway serves anyway and refuses REQs until it is.
@@ -115,6 +119,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     }
     listener_task.abort();
     reaper_task.abort();
+    sampler_task.abort();
     replicas_task.abort();
     Ok(())
 }
@@ -161,13 +166,45 @@ async fn reap(db: Db, replicas: Arc<Replicas>, mut stop: watch::Receiver<bool>) 
     }
 }
 
+/// Samples the accepted-events counter for the home page's chart.
+async fn sample_rates(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(activity::SAMPLE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let accepted = relay.metrics.events_accepted.load(Relaxed);
+                relay.rates.record(std::time::Instant::now(), accepted);
+            }
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
 /// One accepted socket: plain HTTP or a WebSocket session.
 async fn serve_socket(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
     // Without it, small replies (OK, EOSE) wait ~40 ms for a delayed ACK.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY failed for {peer}: {e}");
     }
-    let (head, bytes) = match http::read_head(&mut stream, HEAD_TIMEOUT).await {
+    // Behind a TCP load balancer, its PROXY header comes first and names
+    // the client; it is believed only from a trusted balancer.
+    let mut from = peer;
+    let start = if relay.config.proxy.protocol {
+        match proxy::read_proxy_header(&mut stream, HEAD_TIMEOUT).await {
+            Ok((ProxyHeader::Client(client), rest)) if relay.proxies.contains(peer.ip()) => {
+                from = client;
+                rest
+            }
+            Ok((_, rest)) => rest,
+            Err(e) => {
+                tracing::debug!("closing {peer}: {e}");
+                return;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let (head, bytes) = match http::read_head(&mut stream, start, HEAD_TIMEOUT).await {
         Ok(pair) => pair,
         Err(http::HttpError::Eof | http::HttpError::Timeout | http::HttpError::Io(_)) => return,
         Err(e) => {
@@ -177,28 +214,27 @@ async fn serve_socket(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr
             return;
         }
     };
+    // A trusted reverse proxy names the client in Forwarded/X-Forwarded-For.
+    let headers = head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let client = SocketAddr::new(relay.proxies.client_addr(from.ip(), headers), from.port());
     if !head.is_websocket_upgrade() {
-        let response = http::respond(&head, &relay.info_json, &relay.db, &relay.metrics, relay.gauges()).await;
+        let response = web::respond(&head, &relay).await;
         if let Err(e) = http::write_response(&mut stream, &response, head.method == "HEAD").await {
-            tracing::debug!("HTTP response to {peer} failed: {e}");
+            tracing::debug!("HTTP response to {client} failed: {e}");
         }
         return;
     }
-    let slot = match relay.connections.acquire(peer.ip()) {
+    let slot = match relay.connections.acquire(client.ip()) {
         Ok(slot) => slot,
         Err(why) => {
             relay.metrics.connections_refused.fetch_add(1, Relaxed);
-            let response = http::Response {
-                status: 503,
-                content_type: "text/plain",
-                body: format!("too many connections ({why:?})\n"),
-            };
+            let response = http::Response::new(503, "text/plain", format!("too many connections ({why:?})\n"));
             if let Err(e) = http::write_response(&mut stream, &response, false).await {
-                tracing::debug!("refusal to {peer} failed: {e}");
+                tracing::debug!("refusal to {client} failed: {e}");
             }
             return;
         }
     };
     let stream = http::Prefixed::new(bytes, stream);
-    connection::serve(relay, stream, peer, head, slot, stop).await;
+    connection::serve(relay, stream, client, head, slot, stop).await;
 }

@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # run.sh: the relay benchmark, one command. nostr_pg (gateway + extension)
-# side by side with nostr-rs-relay (SQLite and Postgres backends) on this
-# machine, in one run, workloads interleaved across relays. See README.md.
+# side by side with nostr-rs-relay (SQLite and Postgres backends) and any
+# relay already running (--peer) on this machine, in one run, workloads
+# interleaved across relays. See README.md.
 #
 #   bash tests/bench/run.sh                 # full: 1M events, 10k connections
 #   bash tests/bench/run.sh --quick         # smoke: 50k events, 2k connections
-#   options: --workloads import,ingest,query,fanout,connections
+#   options: --workloads import,ingest,query,req,count,fanout,connections
 #            --peers nostr-rs-relay-sqlite,nostr-rs-relay-pg   (or "none")
-#            --rounds N  --events N  --work DIR  --report DIR  --no-build
+#            --peer NAME=ws://HOST:PORT[,PID[,PID...]]   (repeatable; a running
+#                relay, fresh and empty; PIDs: whose CPU time is the relay's)
+#            --req-clients N (200)  --rounds N  --events N  --work DIR
+#            --report DIR  --no-build
 #            --dataset FILE  (an existing gen_events JSONL instead of generating one)
 #
-# Everything it starts (clusters, gateway, peers) it stops on exit. Cached
-# between runs under the work dir (default /tmp/nostr-bench): the dataset,
-# its query set, and the peers installed with cargo install.
+# Everything it starts (clusters, gateway, peers) it stops on exit; --peer
+# relays are left running. Cached between runs under the work dir (default
+# /tmp/nostr-bench): the dataset, its query set, and the peers installed with
+# cargo install.
 set -euo pipefail
 source "$(cd "$(dirname "$0")/../.." && pwd)/pg_config/lib.sh"
 HERE="$REPO/tests/bench"
 
-MODE=full; WORKLOADS=import,ingest,query,fanout,connections
+MODE=full; WORKLOADS=import,ingest,query,req,count,fanout,connections
 PEERS=nostr-rs-relay-sqlite,nostr-rs-relay-pg
+URL_PEERS=()         # --peer specs, checked by `relay_bench peer-spec` once it is built
+REQ_CLIENTS=200
 ROUNDS=""; EVENTS=""; WORK=/tmp/nostr-bench; REPORT=""; BUILD=1; DATASET=""
 NRS_VERSION=0.8.12
 SEED=42
@@ -33,13 +40,15 @@ while [ $# -gt 0 ]; do
         --quick) MODE=quick ;;
         --workloads) WORKLOADS=$2; shift ;;
         --peers) PEERS=$2; shift ;;
+        --peer) URL_PEERS+=(--peer "$2"); shift ;;
+        --req-clients) REQ_CLIENTS=$2; shift ;;
         --rounds) ROUNDS=$2; shift ;;
         --events) EVENTS=$2; shift ;;
         --work) WORK=$2; shift ;;
         --report) REPORT=$2; shift ;;
         --no-build) BUILD=0 ;;
         --dataset) DATASET=$2; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
@@ -49,11 +58,11 @@ done
 if [ $MODE = quick ]; then
     EVENTS=${EVENTS:-50000}; ROUNDS=${ROUNDS:-1}
     INGEST_EVENTS=10000; CONNS=2000; FANOUT_SECS=8
-    Q_SINGLE=1.5; Q_LOADED=2
+    Q_SINGLE=1.5; Q_LOADED=2; REQ_SECS=5; COUNT_SECS=3
 else
     EVENTS=${EVENTS:-1000000}; ROUNDS=${ROUNDS:-2}
     INGEST_EVENTS=40000; CONNS=10000; FANOUT_SECS=20
-    Q_SINGLE=3; Q_LOADED=5
+    Q_SINGLE=3; Q_LOADED=5; REQ_SECS=10; COUNT_SECS=5
 fi
 has() { case ",$1," in *",$2,"*) return 0 ;; *) return 1 ;; esac; }
 
@@ -82,7 +91,8 @@ trap 'exit 130' INT TERM
 # 1024 descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
-log "mode $MODE: $EVENTS events, $ROUNDS round(s), workloads $WORKLOADS, peers ${PEERS:-none}; open files $(ulimit -n)"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "mode $MODE: $EVENTS events, $ROUNDS round(s), workloads $WORKLOADS, peers ${PEERS:-none} ${URL_PEERS[*]}; open files $(ulimit -n); load $LOAD_START"
 
 # ---- build and install ---------------------------------------------------
 need_apt=()
@@ -118,12 +128,12 @@ if [ ! -s "$DATA" ]; then
     "$BIN/gen_events" --count "$EVENTS" --seed "$SEED" --now "$DATA_NOW" --out "$DATA.tmp"
     mv "$DATA.tmp" "$DATA"
 fi
-if [ ! -s "$QUERIES" ]; then
+if has "$WORKLOADS" query && [ ! -s "$QUERIES" ]; then
     "$BIN/relay_bench" queries --dataset "$DATA" --out "$QUERIES" --seed "$SEED"
 fi
 
 # ---- relays --------------------------------------------------------------
-RELAYS=()            # name|ws url|pid
+RELAYS=()            # name|ws url|pids (colon-separated: whose CPU time is the relay's)
 start_cluster() {    # DIR PORT -> URL of database nostr (called in $(...): register the dir first)
     bash "$REPO/pg_config/cluster.sh" start "$1" "$2" | tail -1
 }
@@ -164,8 +174,11 @@ GW_PID=$!; PIDS+=("$GW_PID")
 for _ in $(seq 1 100); do grep -q '^listening on ' "$RUN/gateway.out" 2>/dev/null && break; sleep 0.1; done
 GW_URL=$(sed -n 's/^listening on //p' "$RUN/gateway.out" | head -1)
 [ -n "$GW_URL" ] || { cat "$RUN/gateway.err" >&2; die "gateway did not start"; }
-RELAYS+=("nostr_pg|$GW_URL|$GW_PID")
-log "nostr_pg gateway at $GW_URL (pid $GW_PID)"
+# The relay's CPU is the gateway's plus the postmaster's with every backend
+# and background worker it forks (relay_bench sums process trees).
+postmaster() { head -1 "$1/postmaster.pid"; }
+RELAYS+=("nostr_pg|$GW_URL|$GW_PID:$(postmaster "$RUN/pg-main")")
+log "nostr_pg gateway at $GW_URL (pid $GW_PID, postmaster $(postmaster "$RUN/pg-main"))"
 
 nrs_config() {       # DIR PORT [postgres URL]
     mkdir -p "$1"
@@ -190,12 +203,12 @@ nrs_config() {       # DIR PORT [postgres URL]
         # unlimited when unset. Signatures are always verified.
     } >"$1/config.toml"
 }
-start_nrs() {        # NAME DIR PORT
+start_nrs() {        # NAME DIR PORT [more PIDs that are part of it]
     (cd "$2" && exec "$NRS" --config "$2/config.toml" >"$2/relay.log" 2>&1) &
     local pid=$!; PIDS+=("$pid")
     wait_port "$3" "$1"
-    RELAYS+=("$1|ws://127.0.0.1:$3|$pid")
-    log "$1 at ws://127.0.0.1:$3 (pid $pid)"
+    RELAYS+=("$1|ws://127.0.0.1:$3|$pid${4:+:$4}")
+    log "$1 at ws://127.0.0.1:$3 (pid $pid${4:+ and $4})"
 }
 if has "$PEERS" nostr-rs-relay-sqlite; then
     nrs_config "$RUN/nrs-sqlite" $PORT_NRS_SQLITE
@@ -207,7 +220,17 @@ if has "$PEERS" nostr-rs-relay-pg; then
     PEER_URL=$(start_cluster "$RUN/pg-peer" $PORT_PEER)
     psql_to -h 127.0.0.1 -p $PORT_PEER -U postgres -d postgres -c "CREATE DATABASE nrs"
     nrs_config "$RUN/nrs-pg" $PORT_NRS_PG "${PEER_URL%/nostr}/nrs"
-    start_nrs nostr-rs-relay-pg "$RUN/nrs-pg" $PORT_NRS_PG
+    start_nrs nostr-rs-relay-pg "$RUN/nrs-pg" $PORT_NRS_PG "$(postmaster "$RUN/pg-peer")"
+fi
+# Relays already running, by URL: checked, reachable, not started or stopped here.
+if [ ${#URL_PEERS[@]} -gt 0 ]; then
+    while IFS='|' read -r name url pids; do
+        for r in "${RELAYS[@]}"; do [ "${r%%|*}" != "$name" ] || die "--peer $name: the name is taken"; done
+        hostport=${url#ws://}; hostport=${hostport%%/*}
+        (exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}") 2>/dev/null || die "--peer $name: nothing listens at $url"
+        RELAYS+=("$name|$url|$pids")
+        log "$name at $url (running; pids ${pids:-none given, no CPU accounting})"
+    done < <("$BIN/relay_bench" peer-spec "${URL_PEERS[@]}")
 fi
 
 relay_by() { for r in "${RELAYS[@]}"; do [ "${r%%|*}" = "$1" ] && echo "$r"; done; }
@@ -227,8 +250,8 @@ pgss_dump() {        # NAME: the top statements of the nostr_pg cluster during a
         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12" >"$REPORT/pgss-$1.txt" 2>&1 || true
 }
 
-# ---- workload 5: import (also the preload for the query workload) --------
-if has "$WORKLOADS" import || has "$WORKLOADS" query; then
+# ---- workload 5: import (also the preload for the query, req and count workloads)
+if has "$WORKLOADS" import || has "$WORKLOADS" query || has "$WORKLOADS" req || has "$WORKLOADS" count; then
     log "import: $DATA into nostr_pg through nostr.publish_batch (load_events)"
     pgss_reset
     "$BIN/load_events" --database-url "$MAIN_URL" --file "$DATA" --batch 500 --connections 2 | tee "$RUN/import-nostr_pg.log"
@@ -239,10 +262,9 @@ if has "$WORKLOADS" import || has "$WORKLOADS" query; then
     # Peers import over WebSocket. (nostr-rs-relay's own `bulkloader` was
     # tried and dropped: in 0.8.12 it stores events but no rows in its tag
     # table, so every tag query then answers nothing, fast.)
-    for name in nostr-rs-relay-sqlite nostr-rs-relay-pg; do
-        r=$(relay_by $name) || true
-        [ -n "$r" ] || continue
-        IFS='|' read -r name url pid <<<"$r"
+    for r in "${RELAYS[@]}"; do
+        IFS='|' read -r name url pids <<<"$r"
+        [ "$name" != nostr_pg ] || continue
         log "import: $DATA into $name over WebSocket (pipelined)"
         # A peer that cannot take the dataset within the time limit would
         # answer every later workload on a partial database: leave it out,
@@ -259,23 +281,46 @@ fi
 if has "$WORKLOADS" query; then
     pgss_reset
     for round in $(seq 1 "$ROUNDS"); do
-        while IFS='|' read -r name url pid; do
+        while IFS='|' read -r name url pids; do
             log "query round $round: $name"
             bench query --relay "$name" --url "$url" --round "$round" --queries "$QUERIES" \
-                --clients 32 --single-seconds $Q_SINGLE --seconds $Q_LOADED
+                --clients 32 --single-seconds $Q_SINGLE --seconds $Q_LOADED --pids "$pids"
         done < <(rotated "$round")
     done
     pgss_dump query
+fi
+
+# ---- the nostr-bench REQ loop and NIP-45 COUNT (before ingest adds #t nostr events)
+if has "$WORKLOADS" req; then
+    pgss_reset
+    for round in $(seq 1 "$ROUNDS"); do
+        while IFS='|' read -r name url pids; do
+            log "req round $round: $name ($REQ_CLIENTS clients)"
+            bench req --relay "$name" --url "$url" --round "$round" --clients "$REQ_CLIENTS" \
+                --limit 10 --tag nostr --seconds $REQ_SECS --pids "$pids"
+        done < <(rotated "$round")
+    done
+    pgss_dump req
+fi
+if has "$WORKLOADS" count; then
+    pgss_reset
+    for round in $(seq 1 "$ROUNDS"); do
+        while IFS='|' read -r name url pids; do
+            log "count round $round: $name"
+            bench count --relay "$name" --url "$url" --round "$round" --tag nostr --seconds $COUNT_SECS --pids "$pids"
+        done < <(rotated "$round")
+    done
+    pgss_dump count
 fi
 
 # ---- workload 1: ingest ----------------------------------------------------
 if has "$WORKLOADS" ingest; then
     pgss_reset
     for round in $(seq 1 "$ROUNDS"); do
-        while IFS='|' read -r name url pid; do
+        while IFS='|' read -r name url pids; do
             log "ingest round $round: $name"
-            bench ingest --relay "$name" --url "$url" --round "$round" --events $INGEST_EVENTS --publishers 32 --window 1
-            bench ingest --relay "$name" --url "$url" --round "$round" --events $INGEST_EVENTS --publishers 4 --window 64
+            bench ingest --relay "$name" --url "$url" --round "$round" --events $INGEST_EVENTS --publishers 32 --window 1 --pids "$pids"
+            bench ingest --relay "$name" --url "$url" --round "$round" --events $INGEST_EVENTS --publishers 4 --window 64 --pids "$pids"
         done < <(rotated "$round")
     done
     pgss_dump ingest
@@ -285,7 +330,7 @@ fi
 if has "$WORKLOADS" fanout; then
     pgss_reset
     for round in $(seq 1 "$ROUNDS"); do
-        while IFS='|' read -r name url pid; do
+        while IFS='|' read -r name url pids; do
             log "fanout round $round: $name"
             bench fanout --relay "$name" --url "$url" --round "$round" --subscribers 1000 --rate 500 --seconds $FANOUT_SECS
         done < <(rotated "$round")
@@ -296,9 +341,12 @@ fi
 # ---- workload 4: idle connections (last: RSS does not shrink back) --------
 if has "$WORKLOADS" connections; then
     for round in $(seq 1 "$ROUNDS"); do
-        while IFS='|' read -r name url pid; do
+        while IFS='|' read -r name url pids; do
             log "connections round $round: $name ($CONNS)"
-            bench connections --relay "$name" --url "$url" --round "$round" --pid "$pid" --connections $CONNS --sources 8
+            # RSS of the first process: the gateway for nostr_pg (Postgres
+            # memory does not grow with idle WebSockets).
+            first=${pids%%:*}
+            bench connections --relay "$name" --url "$url" --round "$round" --pid "${first:-0}" --connections $CONNS --sources 8
             sleep 2
         done < <(rotated "$round")
     done
@@ -312,7 +360,8 @@ cp "$RESULTS" "$REPORT/results.jsonl"
     --meta "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
     --meta "commit=$commit${dirty:+ (with uncommitted changes)}" \
     --meta "mode=$MODE: $EVENTS preloaded events, $ROUNDS round(s), $CONNS idle connections, fanout $FANOUT_SECS s" \
-    --meta "peers=${PEERS:-none} (nostr-rs-relay $NRS_VERSION by cargo install; its Postgres backend runs on a second cluster with pg_config/postgresql.conf); measured to the end: $(for r in "${RELAYS[@]}"; do printf '%s ' "${r%%|*}"; done)" \
+    --meta "peers=${PEERS:-none} (nostr-rs-relay $NRS_VERSION by cargo install; its Postgres backend runs on a second cluster with pg_config/postgresql.conf); by URL: $(printf '%s ' "${URL_PEERS[@]}" | sed 's/--peer //g'); measured to the end: $(for r in "${RELAYS[@]}"; do printf '%s ' "${r%%|*}"; done)" \
+    --meta "load average (1/5/15 min)=$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" \
     --meta "command=bash tests/bench/run.sh $ARGS" \
     | tee "$REPORT/table.txt"
 log "report: $REPORT/report.md"

@@ -5,6 +5,7 @@
 // workspace's expect_used lint is for code clients and the database reach).
 #![allow(clippy::expect_used)]
 
+pub mod admin;
 pub mod cluster;
 pub mod proxy;
 pub mod relay;

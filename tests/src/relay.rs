@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -95,6 +97,34 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .expect("websocket connect");
+        Client::from_ws(ws)
+    }
+
+    /// Connects with extra request headers (`X-Forwarded-For`, ...).
+    pub async fn connect_with_headers(url: &str, headers: &[(&str, &str)]) -> Client {
+        let mut request = url.into_client_request().expect("request");
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("header name");
+            request
+                .headers_mut()
+                .append(name, HeaderValue::from_str(value).expect("header value"));
+        }
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+            .await
+            .expect("websocket connect");
+        Client::from_ws(ws)
+    }
+
+    /// The WebSocket handshake over `stream`, on which the caller may have
+    /// written bytes first (a PROXY protocol header); the handshake's error
+    /// (a refusal) is returned, not a panic.
+    pub async fn connect_over(url: &str, stream: TcpStream) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        stream.set_nodelay(true).expect("nodelay");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await?;
+        Ok(Client::from_ws(ws))
+    }
+
+    fn from_ws(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         Client {
             ws,
             challenge: None,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::args::Args;
+use crate::cpu::{self, CpuMeter};
 use crate::error::BenchError;
 use crate::events::{self, Plan};
 use crate::publish;
@@ -22,6 +23,7 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
     let publishers: usize = args.num("publishers", 32)?;
     let window: usize = args.num("window", 1)?;
     let authors: usize = args.num("authors", 1_000)?;
+    let pids = cpu::parse_pids(args.opt("pids").unwrap_or(""))?;
     let case = args
         .opt("case")
         .unwrap_or(if window > 1 { "pipelined" } else { "wait_ok" })
@@ -41,7 +43,9 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
     let signed = events::sign_all(&keys, plans);
     let items: Arc<Vec<(String, String)>> = Arc::new(signed.into_iter().map(|s| (s.id, s.frame)).collect());
 
+    let meter = CpuMeter::start(&pids)?;
     let mut o = publish::publish(&target, items, publishers, window, false).await?;
+    let used = meter.stop()?;
     let secs = o.elapsed.as_secs_f64().max(1e-9);
     let rejected: u64 = o.rejected.values().sum();
     let mut r = Record::new(relay, "ingest", &case, round);
@@ -54,6 +58,7 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
         .set("window", window as f64)
         .set("seconds", secs)
         .latencies("ok_", &mut o.latencies, true);
+    used.record(&mut r, o.accepted);
     for (prefix, n) in &o.rejected {
         eprintln!("relay_bench: {relay} rejected {n} as `{prefix}`");
     }

@@ -8,28 +8,38 @@
 //! - `ingest`      workload 1: K publishers, wait-for-OK or pipelined
 //! - `queries`     builds the REQ set from the dataset file (once per dataset)
 //! - `query`       workload 2: REQ → EOSE at 1 and at 32 clients
+//! - `req`         `nostr-bench req`-style: 200 clients, `#t` REQ, limit 10
+//! - `count`       NIP-45 COUNT of a popular tag (or "not supported")
 //! - `fanout`      workload 3: live subscribers, fixed publish rate
 //! - `connections` workload 4: idle WebSockets, relay RSS
 //! - `import-ws`   workload 5 for peers: a JSONL file over WebSocket
+//! - `peer-spec`   checks `--peer NAME=ws://HOST:PORT[,PID...]` for run.sh
 //! - `record`      appends a measurement taken by run.sh (e.g. load_events)
 //! - `report`      table, summary.json, report.md, latency.png
 //!
 //! Events are signed before any clock starts; every workload records what the
 //! relay answered (accepted, rejected by prefix, errors), not only timings.
+//! With `--pids`, the timed workloads also record the CPU time of the relay's
+//! processes and of relay_bench itself (`cpu.rs`).
 
 mod args;
+mod closed_loop;
 mod conns;
+mod count;
+mod cpu;
 mod error;
 mod events;
 mod fanout;
 mod import_ws;
 mod ingest;
+mod peer;
 mod plot;
 mod publish;
 mod query;
 mod queryset;
 mod record;
 mod report;
+mod req_loop;
 mod stats;
 mod summary;
 mod targets;
@@ -39,7 +49,8 @@ use args::Args;
 use error::BenchError;
 use record::Record;
 
-const USAGE: &str = "relay_bench ingest|queries|query|fanout|connections|import-ws|record|report --flag value ...";
+const USAGE: &str =
+    "relay_bench ingest|queries|query|req|count|fanout|connections|import-ws|peer-spec|record|report --flag value ...";
 
 /// `record --relay R --workload W --case C [--round N] --metric name=value... --out FILE`
 fn record(args: &Args) -> Result<(), BenchError> {
@@ -66,6 +77,9 @@ async fn dispatch(command: &str, args: &Args) -> Result<(), BenchError> {
         "ingest" => ingest::run(args).await,
         "queries" => queryset::run(args),
         "query" => query::run(args).await,
+        "req" => req_loop::run(args).await,
+        "count" => count::run(args).await,
+        "peer-spec" => peer::run(args),
         "fanout" => fanout::run(args).await,
         "connections" => conns::run(args).await,
         "import-ws" => import_ws::run(args).await,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::args::Args;
+use crate::cpu::{self, CpuMeter};
 use crate::error::BenchError;
 use crate::queryset;
 use crate::record::Record;
@@ -153,6 +154,7 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
     let single_secs: f64 = args.num("single-seconds", 3.0)?;
     let loaded_secs: f64 = args.num("seconds", 5.0)?;
     let only = args.all("case");
+    let pids = cpu::parse_pids(args.opt("pids").unwrap_or(""))?;
     let cases = queryset::load(args.req("queries")?)?;
 
     let mut all: Vec<Value> = Vec::new();
@@ -192,6 +194,7 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
                 .set("events_per_req", p.stats.events as f64 / (p.requests as f64).max(1.0))
                 .set("c1_errors", (p.stats.errors + p.failed_clients) as f64);
         }
+        let meter = CpuMeter::start(&pids)?;
         let mut p = phase(
             &target,
             queries,
@@ -200,6 +203,7 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
             usize::MAX,
         )
         .await;
+        meter.stop()?.record(&mut r, p.requests);
         r.set("clients", clients as f64)
             .set("reqs_per_s", p.requests as f64 / p.secs.max(1e-9))
             .set("errors", (p.stats.errors + p.failed_clients) as f64)

@@ -14,8 +14,27 @@ use crate::targets;
 /// (metric, label, higher is better). `None` for "should be equal".
 type Column = (&'static str, &'static str, Option<bool>);
 
+/// CPU-seconds per 1,000 operations: the relay's processes, then the load
+/// generator's (which shares the cores, so it is shown, not compared).
+fn cpu_columns(per: &'static str) -> [Column; 2] {
+    match per {
+        "events" => [
+            ("relay_cpu_s_per_1k", "relay CPU s/1k events", Some(false)),
+            ("bench_cpu_s_per_1k", "client CPU s/1k events", None),
+        ],
+        "COUNTs" => [
+            ("relay_cpu_s_per_1k", "relay CPU s/1k COUNTs", Some(false)),
+            ("bench_cpu_s_per_1k", "client CPU s/1k COUNTs", None),
+        ],
+        _ => [
+            ("relay_cpu_s_per_1k", "relay CPU s/1k REQs", Some(false)),
+            ("bench_cpu_s_per_1k", "client CPU s/1k REQs", None),
+        ],
+    }
+}
+
 fn columns(workload: &str, case: &str) -> Vec<Column> {
-    match (workload, case) {
+    let mut cols = match (workload, case) {
         ("import", _) => vec![("events_per_s", "events/s", Some(true))],
         ("ingest", _) => vec![
             ("accepted_per_s", "accepted/s", Some(true)),
@@ -28,6 +47,21 @@ fn columns(workload: &str, case: &str) -> Vec<Column> {
             ("loaded_p50_ms", "p50 ms @32", Some(false)),
             ("loaded_p99_ms", "p99 ms @32", Some(false)),
             ("events_per_req", "events/REQ", None),
+            ("errors", "errors", Some(false)),
+        ],
+        ("req", _) => vec![
+            ("clients", "clients", None),
+            ("reqs_per_s", "REQs/s", Some(true)),
+            ("p50_ms", "REQ→EOSE p50 ms", Some(false)),
+            ("p99_ms", "REQ→EOSE p99 ms", Some(false)),
+            ("events_per_req", "events/REQ", None),
+            ("errors", "errors", Some(false)),
+        ],
+        ("count", _) => vec![
+            ("count", "count", None),
+            ("counts_per_s", "COUNTs/s", Some(true)),
+            ("p50_ms", "COUNT p50 ms", Some(false)),
+            ("p99_ms", "COUNT p99 ms", Some(false)),
             ("errors", "errors", Some(false)),
         ],
         ("query", _) => vec![
@@ -52,7 +86,14 @@ fn columns(workload: &str, case: &str) -> Vec<Column> {
             ("rss_per_conn_kib", "KiB/conn", Some(false)),
         ],
         _ => Vec::new(),
+    };
+    match (workload, case) {
+        ("ingest", _) => cols.extend(cpu_columns("events")),
+        ("query", "mix") | ("req", _) => cols.extend(cpu_columns("REQs")),
+        ("count", _) => cols.extend(cpu_columns("COUNTs")),
+        _ => {}
     }
+    cols
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -71,7 +112,7 @@ fn rows(s: &Summary, main: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header = vec!["workload/case".to_owned(), "metric".to_owned()];
     header.extend(s.relays.iter().cloned());
     header.extend(peers.iter().map(|p| format!("{main}/{p}")));
-    let order = ["import", "ingest", "query", "fanout", "connections"];
+    let order = ["import", "ingest", "query", "req", "count", "fanout", "connections"];
     let mut keys: Vec<&String> = s.cells.keys().collect();
     keys.sort_by_key(|k| {
         let w = k.split('/').next().unwrap_or("");
@@ -96,12 +137,23 @@ fn rows(s: &Summary, main: &str) -> (Vec<String>, Vec<Vec<String>>) {
                 differs_in(key, peer)
             }
         };
+        // A relay that does not support the workload (COUNT) says so in
+        // every cell, rather than showing zeros or blanks.
+        let unsupported = |relay: &str| s.get(key, relay, "unsupported").is_some_and(|v| v > 0.0);
+        let value = |relay: &str, metric: &str| {
+            if unsupported(relay) {
+                "unsupported".to_owned()
+            } else {
+                fmt(s.get(key, relay, metric))
+            }
+        };
         for (metric, label, better) in columns(workload, case) {
             let mut row = vec![key.clone(), label.to_owned()];
-            let ours = s.get(key, main, metric);
-            row.extend(s.relays.iter().map(|r| fmt(s.get(key, r, metric))));
+            let ours = s.get(key, main, metric).filter(|_| !unsupported(main));
+            row.extend(s.relays.iter().map(|r| value(r, metric)));
             for p in &peers {
-                let ratio = match (ours, s.get(key, p, metric)) {
+                let theirs = s.get(key, p, metric).filter(|_| !unsupported(p));
+                let ratio = match (ours, theirs) {
                     (Some(a), Some(b)) if b != 0.0 => {
                         let r = a / b;
                         let mark = match better {
@@ -199,7 +251,8 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
 
     println!("{}", text_table(&header, &body));
     println!(
-        "✓ nostr_pg better; ⚠ the peer returned a different number of events for the same 20 REQs (not comparable)\n"
+        "✓ nostr_pg better; ⚠ the peer returned a different number of events for the same 20 REQs (not comparable); \
+         CPU s/1k: CPU-seconds per 1,000 operations (relay = all its processes, nostr_pg = gateway + Postgres)\n"
     );
     for v in &verdicts {
         let mark = match v.met {
@@ -240,7 +293,10 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
     }
     md += "\nValues are medians over rounds; ratios are nostr_pg / peer (✓ = nostr_pg better; \
            ⚠ = the peer returned a different number of events for the same first 20 REQs of the case, so its speed answers a different question). \
-           `@1` is one client (latency on an idle relay), `@32` is 32 clients in a closed loop.\n\n";
+           `@1` is one client (latency on an idle relay), `@32` is 32 clients in a closed loop. \
+           `CPU s/1k` is CPU-seconds per 1,000 events, REQs or COUNTs during the timed phase: `relay` counts every process of the relay \
+           given by PID (nostr_pg: the gateway and all Postgres processes of its cluster), `client` is relay_bench itself, \
+           which shares the cores.\n\n";
     md += "## Targets (nostr_pg)\n\n| target | measured | met |\n|---|---|---|\n";
     for v in &verdicts {
         let met = match v.met {

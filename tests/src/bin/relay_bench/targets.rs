@@ -85,6 +85,38 @@ pub fn check(s: &Summary, main: &str) -> Vec<Verdict> {
         v.map(|v| v >= 3000.0),
     );
 
+    // The nostr-bench-style REQ loop against the fastest peer of the run.
+    let req_key = s.cells.keys().find(|k| k.starts_with("req/")).cloned();
+    let ours = req_key.as_deref().and_then(|k| s.get(k, main, "reqs_per_s"));
+    let peer = req_key.as_deref().and_then(|k| {
+        s.relays
+            .iter()
+            .filter(|r| r.as_str() != main)
+            .filter_map(|r| s.get(k, r, "reqs_per_s").map(|v| (v, r.clone())))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    });
+    match (ours, peer) {
+        (Some(v), Some((p, name))) => push(
+            "REQ loop (nostr-bench req style) ≥ the fastest peer's REQs/s",
+            format!("{:.2}× ({v:.0}/s vs {p:.0}/s, {name})", v / p.max(1e-9)),
+            Some(v >= p),
+        ),
+        _ => push(
+            "REQ loop (nostr-bench req style) ≥ the fastest peer's REQs/s",
+            "not measured".into(),
+            None,
+        ),
+    }
+    let count_key = s.cells.keys().find(|k| k.starts_with("count/")).cloned();
+    let v = count_key
+        .as_deref()
+        .and_then(|k| s.get(k, main, "p50_ms").zip(s.get(k, main, "count")));
+    push(
+        "COUNT of a popular tag ≤ 50 ms (p50)",
+        v.map_or("not measured".into(), |(ms, n)| format!("{ms:.1} ms for {n:.0} events")),
+        v.map(|(ms, _)| ms <= 50.0),
+    );
+
     let p99 = s.get("fanout/live", main, "p99_ms");
     let frac = s.get("fanout/live", main, "delivered_fraction");
     let subs = s.get("fanout/live", main, "subscribers");

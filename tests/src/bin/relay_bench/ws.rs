@@ -113,6 +113,12 @@ pub enum Frame<'a> {
     Eose {
         sub: String,
     },
+    /// NIP-45: `["COUNT", sub, {"count": n, ...}]`; `None` when the body has
+    /// no integer count.
+    Count {
+        sub: String,
+        count: Option<u64>,
+    },
     Closed {
         sub: String,
         message: String,
@@ -145,6 +151,10 @@ pub fn parse(text: &str) -> Frame<'_> {
             message: s(3),
         },
         Some("EOSE") => Frame::Eose { sub: s(1) },
+        Some("COUNT") => Frame::Count {
+            sub: s(1),
+            count: parts.get(2).and_then(|b| b.get("count")).and_then(|c| c.as_u64()),
+        },
         Some("CLOSED") => Frame::Closed {
             sub: s(1),
             message: s(2),
@@ -172,6 +182,20 @@ mod tests {
             }
         );
         assert_eq!(parse(r#"["EOSE","q"]"#), Frame::Eose { sub: "q".into() });
+        assert_eq!(
+            parse(r#"["COUNT","c",{"count":123,"approximate":false}]"#),
+            Frame::Count {
+                sub: "c".into(),
+                count: Some(123)
+            }
+        );
+        assert_eq!(
+            parse(r#"["COUNT","c",{}]"#),
+            Frame::Count {
+                sub: "c".into(),
+                count: None
+            }
+        );
         assert_eq!(parse("nonsense"), Frame::Other);
     }
 }
