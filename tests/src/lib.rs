@@ -11,6 +11,7 @@ pub mod proxy;
 pub mod relay;
 pub mod rng;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_postgres::Client;
@@ -177,6 +178,24 @@ pub async fn publish(c: &Client, json: &str) -> (bool, String) {
         .await
         .expect("publish");
     (row.get(0), row.get(1))
+}
+
+/// The ids (hex) of every stored event, in order.
+pub async fn stored_ids(c: &Client) -> BTreeSet<String> {
+    c.query("SELECT encode(id, 'hex') FROM nostr.events", &[])
+        .await
+        .expect("stored ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// How many events are stored.
+pub async fn stored_count(c: &Client) -> i64 {
+    c.query_one("SELECT count(*) FROM nostr.events", &[])
+        .await
+        .expect("count events")
+        .get(0)
 }
 
 /// The backend process id of a connection.

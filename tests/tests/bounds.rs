@@ -11,7 +11,7 @@ mod support;
 use std::time::Instant;
 
 use e2e::relay::{Client, Gateway};
-use e2e::{backend_pid, connect, now, publish, TestDb};
+use e2e::{backend_pid, connect, now, publish, stored_count, TestDb};
 use nostr_pg_core::batch::is_deferred;
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::{tags, Keys};
@@ -206,12 +206,6 @@ async fn the_gateway_sends_deferred_events_again() {
     let batches = metric(&gw.http_url(), "nostr_gateway_publish_batch_size_count").await;
     // 40 → 32 → 24 → 16 → 8 left over after each call: 5 calls.
     assert_eq!((deferred, batches), (32.0 + 24.0 + 16.0 + 8.0, 5.0));
-    let stored: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM nostr.events", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let stored = stored_count(&db.client().await).await;
     assert_eq!(stored, 40);
 }

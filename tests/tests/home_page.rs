@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use e2e::relay::{http_get, Client, Gateway};
-use e2e::{now, TestDb};
+use e2e::{now, stored_count, TestDb};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::{tags, Keys};
 use serde_json::Value;
@@ -110,13 +110,7 @@ async fn browsers_get_a_live_home_page() {
         let f = client.publish(&e.canonical_json()).await;
         assert_eq!(f[2], true, "{f}");
     }
-    let stored: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM nostr.events", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let stored = stored_count(&db.client().await).await;
     assert_eq!(stored, 5);
 
     // NIP-11 clients still get JSON, even when they also accept HTML.

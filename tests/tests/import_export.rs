@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use e2e::admin::{self, TempFile};
 use e2e::relay::WAIT;
-use e2e::{now, publish, TestDb};
+use e2e::{now, publish, stored_ids, TestDb};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::{tags, Keys};
 use nostr_pg_core::Event;
@@ -32,15 +32,6 @@ async fn state(c: &Client) -> (i64, String) {
         .await
         .expect("state");
     (row.get(0), row.get(1))
-}
-
-async fn stored_ids(c: &Client) -> BTreeSet<String> {
-    c.query("SELECT encode(id, 'hex') FROM nostr.events", &[])
-        .await
-        .expect("ids")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 /// Waits until at least `n` events are stored (an import is under way).

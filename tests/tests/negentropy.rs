@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use e2e::relay::{Client as RawClient, Gateway};
-use e2e::{now, TestDb};
+use e2e::{now, stored_ids, TestDb};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::Keys as CoreKeys;
 use nostr_sdk::prelude::*;
@@ -36,15 +36,6 @@ fn notes(seed: &str, from: usize, n: usize) -> Vec<String> {
 fn ids_of(json: &[String]) -> BTreeSet<String> {
     json.iter()
         .map(|j| Event::from_json(j).expect("event").id.to_hex())
-        .collect()
-}
-
-async fn relay_ids(c: &tokio_postgres::Client) -> BTreeSet<String> {
-    c.query("SELECT encode(id, 'hex') FROM nostr.events", &[])
-        .await
-        .expect("ids")
-        .iter()
-        .map(|r| r.get(0))
         .collect()
 }
 
@@ -93,7 +84,7 @@ async fn nostr_sdk_syncs_both_ways() {
 
     // Both hold the union now.
     let union = ids_of(&all);
-    assert_eq!(relay_ids(&c).await, union);
+    assert_eq!(stored_ids(&c).await, union);
     let local = client.database().query(filter.clone()).await.expect("query");
     assert_eq!(local.into_iter().map(|e| e.id.to_hex()).collect::<BTreeSet<_>>(), union);
 
