@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use e2e::cluster::OwnCluster;
 use e2e::relay::{http_get, Client, Gateway};
-use e2e::{connect, now};
+use e2e::{connect, now, with_user};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::Keys;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -114,15 +114,23 @@ async fn tls_backends(admin: &tokio_postgres::Client, app: &str) -> (i64, i64) {
 }
 
 /// verify-full with the right CA: publish, REQ, COUNT, live delivery from
-/// one gateway to another, and CLOSE cancelling a stuck query, all over TLS.
+/// one gateway to another, and CLOSE cancelling a stuck query, all over TLS,
+/// with the gateways logged in as an ordinary role that has only what
+/// `nostr.grant_relay` gives (least privilege and TLS together).
 #[tokio::test]
 async fn verify_full_serves_everything_over_tls() {
     let (cluster, certs) = tls_cluster("tls_full");
     let url = format!("{}?sslmode=verify-full&sslrootcert={}", cluster.url, certs.ca);
     let admin = connect(&url).await;
+    admin
+        .batch_execute("CREATE ROLE relay_tls LOGIN; SELECT nostr.grant_relay('relay_tls')")
+        .await
+        .expect("relay role");
+    // The cluster trusts local TLS connections, so the password is not checked.
+    let relay_url = with_user(&url, "relay_tls", "unused");
     let config = ConfigFile::new(&format!("{UNLIMITED}[database]\nstatement_timeout_ms = 600000\n"));
-    let publishing = gateway(&url, &certs, &config).await;
-    let serving = gateway(&url, &certs, &config).await;
+    let publishing = gateway(&relay_url, &certs, &config).await;
+    let serving = gateway(&relay_url, &certs, &config).await;
 
     let keys = Keys::from_seed("tls_full");
     let author = hex::encode(&keys.pubkey());
@@ -149,6 +157,18 @@ async fn verify_full_serves_everything_over_tls() {
         "{pooled_tls} of {pooled} pooled connections use TLS"
     );
     assert_eq!(tls_backends(&admin, "nostr_pg_gateway_listen").await, (2, 2));
+    let roles: Vec<(String, bool)> = admin
+        .query(
+            "SELECT DISTINCT a.usename::text, r.rolsuper FROM pg_stat_activity a \
+             JOIN pg_roles r ON r.rolname = a.usename WHERE a.application_name LIKE 'nostr_pg_gateway%'",
+            &[],
+        )
+        .await
+        .expect("gateway roles")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(roles, vec![("relay_tls".to_owned(), false)], "the gateways' login role");
 
     // A cancel request travels on its own connection, with the same TLS
     // settings: CLOSE stops a REQ stuck behind a lock.
