@@ -18,18 +18,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("nostr-pg-admin: cannot start runtime: {e}");
-            return ExitCode::from(cli::EXIT_FAILED);
-        }
+    let Some(runtime) = gateway::process::start("nostr-pg-admin", tracing::Level::WARN) else {
+        return ExitCode::from(cli::EXIT_FAILED);
     };
     ExitCode::from(runtime.block_on(cli::run(args)))
 }

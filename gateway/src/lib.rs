@@ -28,6 +28,7 @@
 //! - [`web`]: what plain HTTP requests are answered with (NIP-11,
 //!   `/health`, `/metrics`, the home page).
 //! - [`server`]: [`run`], the accept loop and graceful shutdown.
+//! - [`process`]: logging and the runtime, as both binaries start them.
 //! - [`admin`]: `nostr-pg-admin`, the operators' import and export tool
 //!   (beside the relay: nothing above uses it).
 //!
@@ -48,6 +49,7 @@ pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod neg;
+pub mod process;
 pub mod protocol;
 pub mod proxy;
 pub mod publisher;

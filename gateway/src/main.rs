@@ -17,18 +17,8 @@ fn main() -> ExitCode {
         }
     };
     let level = config.log_level.parse().unwrap_or(tracing::Level::INFO);
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("gateway: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = gateway::process::start("gateway", level) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
