@@ -10,7 +10,7 @@
 //! happen however the task ends lives in `Drop` guards.
 //!
 //! REQ and COUNT handling lives in `connection/req.rs`, NIP-77's in
-//! `connection/neg.rs`.
+//! `connection/neg.rs`, live events and gaps in `connection/live.rs`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -30,14 +30,15 @@ use tokio_tungstenite::WebSocketStream;
 use crate::auth;
 use crate::http::RequestHead;
 use crate::limits::{ConnectionSlot, Pacer};
-use crate::live::{ConnHandle, LiveMsg};
+use crate::live::ConnHandle;
 use crate::protocol::{self, ClientMessage, FrameError, Refusal, Target};
 use crate::query_task::QueryMsg;
 use crate::relay::Relay;
 use crate::reply::Prefix;
 use crate::shutdown::stopped;
-use crate::subscription::{GapOutcome, LiveAction, Sub};
+use crate::subscription::{GapOutcome, Sub};
 
+mod live;
 mod neg;
 mod req;
 
@@ -528,51 +529,6 @@ impl Session {
             }
             self.out.push(frame);
         }
-    }
-
-    fn on_live(&mut self, msg: LiveMsg) {
-        match msg {
-            LiveMsg::Event {
-                sub_id,
-                generation,
-                event,
-            } => {
-                let max = self.relay.config.limits.live_queue;
-                let Some(sub) = self.sub(&sub_id, generation) else {
-                    return;
-                };
-                match sub.on_live(&event, max) {
-                    LiveAction::Send => self.out.push(protocol::event(&sub_id, &event.json)),
-                    LiveAction::Skip | LiveAction::Buffered => {}
-                    LiveAction::Overflow => {
-                        self.relay.metrics.slow_clients_dropped.fetch_add(1, Relaxed);
-                        self.kick = true;
-                    }
-                }
-            }
-            LiveMsg::Gap { survivor, message } => {
-                self.gap_message = Some(message);
-                let lost: Vec<Arc<str>> = self
-                    .subs
-                    .iter_mut()
-                    .filter_map(|(id, sub)| (sub.on_gap(survivor) == GapOutcome::Lost).then(|| Arc::clone(id)))
-                    .collect();
-                for sub_id in lost {
-                    self.end_lost(&sub_id);
-                }
-            }
-        }
-    }
-
-    /// Ends a subscription that may have lost live events (CLOSED with the
-    /// message of the gap), so the client subscribes again.
-    fn end_lost(&mut self, sub_id: &str) {
-        let message = self
-            .gap_message
-            .clone()
-            .unwrap_or_else(|| Arc::from(Prefix::Error.with("live events were lost; subscribe again")));
-        self.relay.metrics.live_gaps_closed.fetch_add(1, Relaxed);
-        self.end_sub(sub_id, protocol::closed(sub_id, &message));
     }
 
     fn on_auth(&mut self, raw: &str) {
