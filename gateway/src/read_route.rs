@@ -162,6 +162,16 @@ where
     Ok(None)
 }
 
+/// The fence a replica's answer must cover, or `None` when no replica is
+/// configured: then the claims lock (which live delivery takes for every
+/// transaction) is not touched on each REQ and COUNT.
+fn replica_fence(relay: &Relay) -> Option<ReadFence> {
+    if relay.replicas.is_empty() {
+        return None;
+    }
+    relay.fanout.read_fence()
+}
+
 /// A REQ's stored events and where they were read.
 pub async fn req(
     relay: &Relay,
@@ -171,7 +181,7 @@ pub async fn req(
 ) -> Result<Stored, DbError> {
     // Read after the subscription entered the live index (the caller's
     // order), so it covers everything delivered before.
-    if let Some(fence) = relay.fanout.read_fence().filter(|_| !relay.replicas.is_empty()) {
+    if let Some(fence) = replica_fence(relay) {
         let answer = on_replicas(relay, &fence, Need::Exact, slot, |r| {
             r.db.req_on_replica(filters, viewers, slot)
         })
@@ -196,7 +206,7 @@ pub async fn count(
     viewers: Option<&[String]>,
     slot: &CancelSlot,
 ) -> Result<i64, DbError> {
-    if let Some(fence) = relay.fanout.read_fence().filter(|_| !relay.replicas.is_empty()) {
+    if let Some(fence) = replica_fence(relay) {
         let answer = on_replicas(relay, &fence, Need::Covering, slot, |r| {
             r.db.count_on_replica(filters, viewers, slot)
         })
