@@ -51,7 +51,8 @@ pub struct Cli {
     /// TOML configuration file; flags and environment override its values.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Public relay URL (wss://host), used for the NIP-42 `relay` tag check.
+    /// Public relay URL (wss://host), used for the NIP-42 `relay` tag check and
+    /// the NIP-98 `u` tag of NIP-86 requests.
     #[arg(long)]
     pub relay_url: Option<String>,
     /// Log level: error, warn, info, debug or trace.
@@ -69,7 +70,8 @@ pub struct Config {
     /// queries; empty: every read goes to the primary.
     pub read_database_urls: Vec<String>,
     /// Public URL clients connect to; when empty, the NIP-42 relay tag is checked
-    /// against the `Host` header of the upgrade request instead.
+    /// against the `Host` header of the upgrade request instead, and a NIP-86
+    /// request's NIP-98 `u` tag against the request's own URL.
     pub relay_url: String,
     pub log_level: String,
     pub info: RelayInfo,
@@ -79,6 +81,19 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub proxy: ProxyConfig,
     pub replicas: ReplicaConfig,
+    pub nip86: Nip86Config,
+}
+
+/// The relay management API (NIP-86): HTTP JSON-RPC on the relay's URL,
+/// authorized with NIP-98 by one of these keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Nip86Config {
+    /// Hex pubkeys of the relay's admins (64 lowercase hex characters each);
+    /// empty: the API is off.
+    pub admin_pubkeys: Vec<String>,
+    /// How far a NIP-98 event's `created_at` may be from now, either way.
+    pub auth_window_seconds: u64,
 }
 
 /// When a replica serves reads (see `read_database_urls`).
@@ -235,7 +250,39 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             replicas: ReplicaConfig::default(),
             read_database_urls: Vec::new(),
+            nip86: Nip86Config::default(),
         }
+    }
+}
+
+impl Default for Nip86Config {
+    fn default() -> Self {
+        Nip86Config {
+            admin_pubkeys: Vec::new(),
+            auth_window_seconds: 60,
+        }
+    }
+}
+
+impl Nip86Config {
+    /// The admins' keys as bytes; an entry that is not 64 lowercase hex
+    /// characters is an error.
+    pub fn admins(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
+        self.admin_pubkeys
+            .iter()
+            .map(|k| {
+                nostr_pg_core::hex::decode_fixed::<32>(k.trim()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "nip86.admin_pubkeys: `{k}` is not a hex pubkey (64 lowercase hex characters; \
+                         convert an npub first)"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.admin_pubkeys.is_empty()
     }
 }
 
@@ -457,6 +504,21 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "proxy.protocol needs proxy.trusted: the load balancers' addresses".into(),
             ));
+        }
+        self.nip86.admins()?;
+        if !(1..=3600).contains(&self.nip86.auth_window_seconds) {
+            return Err(ConfigError::Invalid(
+                "nip86.auth_window_seconds must be from 1 to 3600".into(),
+            ));
+        }
+        // NIP-98 `u` tags are compared with it, so it must be a whole URL.
+        let url = self.relay_url.trim().to_ascii_lowercase();
+        let schemes = ["ws://", "wss://", "http://", "https://"];
+        if self.nip86.enabled() && !(url.is_empty() || schemes.iter().any(|s| url.starts_with(s))) {
+            return Err(ConfigError::Invalid(format!(
+                "relay_url must be a ws(s):// URL when nip86.admin_pubkeys is set, not `{}`",
+                self.relay_url
+            )));
         }
         let software = self.info.software.trim();
         if !(software.is_empty() || software.starts_with("https://") || software.starts_with("http://")) {

@@ -135,3 +135,38 @@ fn cli_parses_flags() {
     assert_eq!(cli.listen.as_deref(), Some("0.0.0.0:1"));
     assert_eq!(cli.database_url.as_deref(), Some("postgres://a"));
 }
+
+#[test]
+fn nip86_admins_are_hex_pubkeys() {
+    let key = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    let c = Config::from_toml(&format!(
+        "[nip86]\nadmin_pubkeys = [\"{key}\"]\nauth_window_seconds = 30\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.nip86.enabled());
+    assert_eq!(c.nip86.auth_window_seconds, 30);
+    assert_eq!(c.nip86.admins().ok().map(|a| a.len()), Some(1));
+    assert!(!Config::default().nip86.enabled(), "off by default");
+    assert_eq!(Config::default().nip86.auth_window_seconds, 60);
+    let mut c = Config {
+        database_url: "postgres://x".into(),
+        ..c
+    };
+    assert!(c.validate().is_ok());
+    for bad in [&key[..63], &key.to_uppercase(), "npub1abc"] {
+        c.nip86.admin_pubkeys = vec![bad.to_owned()];
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))), "{bad}");
+    }
+    c.nip86.admin_pubkeys = vec![key.to_owned()];
+    c.nip86.auth_window_seconds = 0;
+    assert!(c.validate().is_err());
+    c.nip86.auth_window_seconds = 60;
+    c.relay_url = "relay.example.com".into();
+    assert!(c.validate().is_err(), "a URL, with its scheme");
+    c.relay_url = "wss://relay.example.com".into();
+    assert!(c.validate().is_ok());
+    assert!(
+        Config::from_toml("[nip86]\nadmins = []\n").is_err(),
+        "a typo is refused"
+    );
+}

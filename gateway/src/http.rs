@@ -15,6 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Longest request head we read; WebSocket upgrades are far smaller.
 const MAX_HEAD: usize = 16 * 1024;
+/// The media type of NIP-86 management requests.
+pub const NIP86_CONTENT_TYPE: &str = "application/nostr+json+rpc";
 const MAX_HEADERS: usize = 64;
 
 #[derive(Debug, Error)]
@@ -25,8 +27,12 @@ pub enum HttpError {
     TooLarge,
     #[error("malformed request head: {0}")]
     Malformed(String),
-    #[error("timed out waiting for the request head")]
+    #[error("timed out waiting for the request")]
     Timeout,
+    #[error("a request body needs a Content-Length")]
+    LengthRequired,
+    #[error("request body larger than {0} bytes")]
+    BodyTooLarge(usize),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -37,6 +43,8 @@ pub struct RequestHead {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// Bytes of the head; what was read past it is the body's start.
+    pub head_len: usize,
 }
 
 impl RequestHead {
@@ -48,16 +56,32 @@ impl RequestHead {
             .map(|(_, v)| v.as_str())
     }
 
-    fn header_has_token(&self, name: &str, token: &str) -> bool {
+    /// Every header named `name` (case-insensitive), in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.header_values(name)
+            .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
     pub fn is_websocket_upgrade(&self) -> bool {
         self.header_has_token("upgrade", "websocket")
+    }
+
+    /// A NIP-86 management request: its `Content-Type` says so (any method;
+    /// only POST is served).
+    pub fn is_nip86(&self) -> bool {
+        self.header("content-type").is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case(NIP86_CONTENT_TYPE))
+        })
     }
 
     pub fn wants_nip11(&self) -> bool {
@@ -71,7 +95,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => Ok(Some(RequestHead {
+        Ok(httparse::Status::Complete(head_len)) => Ok(Some(RequestHead {
             method: req.method.unwrap_or("").to_owned(),
             path: req.path.unwrap_or("/").to_owned(),
             headers: req
@@ -79,6 +103,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<RequestHead>, HttpError> {
                 .iter()
                 .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
                 .collect(),
+            head_len,
         })),
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err(HttpError::TooLarge),
         Ok(httparse::Status::Partial) => Ok(None),
@@ -110,6 +135,52 @@ pub async fn read_head<S: AsyncRead + Unpin>(
                 return Ok((head, buf));
             }
         }
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| HttpError::Timeout)?
+}
+
+/// Reads the body of the request `head` (whose bytes, and maybe the body's
+/// first, are in `read`): exactly `Content-Length` bytes, at most `max`. A
+/// client that sent `Expect: 100-continue` is told to go on first (curl
+/// does for bodies over 1 KiB, and would wait a second otherwise).
+pub async fn read_body<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    head: &RequestHead,
+    read: &[u8],
+    max: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, HttpError> {
+    if head.header("transfer-encoding").is_some() {
+        return Err(HttpError::LengthRequired);
+    }
+    let length: usize = head
+        .header("content-length")
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(HttpError::LengthRequired)?;
+    if length > max {
+        return Err(HttpError::BodyTooLarge(max));
+    }
+    let mut body = read.get(head.head_len..).unwrap_or_default().to_vec();
+    if body.len() > length {
+        // Pipelined bytes after the body: one request per connection here.
+        body.truncate(length);
+    }
+    let read = async {
+        if body.len() < length && head.header_has_token("expect", "100-continue") {
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        }
+        let mut chunk = [0u8; 4096];
+        while body.len() < length {
+            let want = (length - body.len()).min(chunk.len());
+            let n = stream.read(chunk.get_mut(..want).unwrap_or_default()).await?;
+            if n == 0 {
+                return Err(HttpError::Eof);
+            }
+            body.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        Ok(body)
     };
     tokio::time::timeout(timeout, read)
         .await
@@ -191,9 +262,16 @@ impl Response {
             200 => "OK",
             204 => "No Content",
             400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            408 => "Request Timeout",
+            411 => "Length Required",
+            413 => "Content Too Large",
             431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
+            501 => "Not Implemented",
             503 => "Service Unavailable",
             _ => "Error",
         }
@@ -203,8 +281,8 @@ impl Response {
     pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
-             Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: *\r\n\
-             Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n",
+             Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: Authorization, *\r\n\
+             Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n",
             self.status,
             self.reason(),
             self.content_type,
@@ -239,6 +317,9 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
 pub fn error_response(e: &HttpError) -> Response {
     match e {
         HttpError::TooLarge => Response::new(431, "text/plain", "request head too large\n"),
+        HttpError::LengthRequired => Response::new(411, "text/plain", format!("{e}\n")),
+        HttpError::BodyTooLarge(_) => Response::new(413, "text/plain", format!("{e}\n")),
+        HttpError::Timeout => Response::new(408, "text/plain", format!("{e}\n")),
         other => Response::new(400, "text/plain", format!("{other}\n")),
     }
 }
@@ -267,6 +348,47 @@ mod tests {
         ));
         let huge = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; MAX_HEAD]].concat();
         assert!(matches!(parse_head(&huge), Err(HttpError::TooLarge)));
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_to_their_length() {
+        let raw = b"POST / HTTP/1.1\r\nContent-Type: application/nostr+json+rpc; charset=utf-8\r\n\
+                    Content-Length: 11\r\nExpect: 100-continue\r\n\r\nhello";
+        let head = parse_head(raw).ok().flatten().unwrap_or_default();
+        assert!(head.is_nip86());
+        let (mut client, mut server) = tokio::io::duplex(256);
+        client
+            .write_all(b" world!extra")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = read_body(&mut server, &head, raw, 100, Duration::from_secs(5)).await;
+        assert_eq!(body.ok().as_deref(), Some(b"hello world".as_slice()));
+        let mut told = [0u8; 25];
+        client.read_exact(&mut told).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&told, b"HTTP/1.1 100 Continue\r\n\r\n", "curl waits for it");
+
+        let too_big = parse_head(b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n")
+            .ok()
+            .flatten();
+        let too_big = too_big.unwrap_or_default();
+        let r = read_body(&mut server, &too_big, b"", 100, Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(HttpError::BodyTooLarge(100))));
+        let chunked = parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .ok()
+            .flatten();
+        let r = read_body(
+            &mut server,
+            &chunked.unwrap_or_default(),
+            b"",
+            100,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(matches!(r, Err(HttpError::LengthRequired)));
+        let plain = parse_head(b"POST / HTTP/1.1\r\nContent-Type: application/json\r\n\r\n")
+            .ok()
+            .flatten();
+        assert!(!plain.unwrap_or_default().is_nip86());
     }
 
     #[tokio::test]

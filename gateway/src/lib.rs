@@ -18,13 +18,15 @@
 //! - [`fanout`]: exactly-once live delivery: claims, and the LISTEN
 //!   connection ([`fanout::listener`]).
 //! - [`publisher`]: EVENT batching into `nostr.publish_batch`.
-//! - [`auth`]: NIP-42. [`http`]: request heads and responses.
+//! - [`auth`]: NIP-42. [`nip98`]: HTTP authorization events.
+//!   [`http`]: request heads, bodies and responses.
 //! - [`relay`]: [`relay::Relay`], one gateway's shared state.
 //! - [`subscription`]: a subscription's stored/live phases.
 //! - `read_route`: which server answers a stored query (replica or primary),
 //!   and why that keeps live delivery exact.
 //! - `query_task`: a stored query running for one subscription.
 //! - [`connection`]: one WebSocket session, a single task per socket.
+//! - [`nip86`]: the relay management API (JSON-RPC over HTTP, NIP-98).
 //! - [`web`]: what plain HTTP requests are answered with (NIP-11,
 //!   `/health`, `/metrics`, the home page).
 //! - [`server`]: [`run`], the accept loop and graceful shutdown.
@@ -49,6 +51,8 @@ pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod neg;
+pub mod nip86;
+pub mod nip98;
 pub mod process;
 pub mod protocol;
 pub mod proxy;

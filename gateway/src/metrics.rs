@@ -30,6 +30,8 @@ pub struct Metrics {
     pub connections_open: AtomicI64,
     pub connections_total: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Connections (WebSocket or HTTP) refused because `nostr.ip_blocked`.
+    pub connections_blocked: AtomicU64,
     messages: [AtomicU64; VERBS.len()],
     pub events_accepted: AtomicU64,
     /// Answered `OK true` with `duplicate:`: the relay had them already.
@@ -124,6 +126,12 @@ impl Metrics {
             "nostr_gateway_connections_refused_total",
             "Connections refused by caps",
             &self.connections_refused,
+        );
+        counter(
+            &mut out,
+            "nostr_gateway_connections_blocked_total",
+            "Connections (WebSocket or HTTP) from blocked addresses, refused with 403",
+            &self.connections_blocked,
         );
         header(
             &mut out,

@@ -17,6 +17,7 @@ use crate::fanout::Fanout;
 use crate::info::InfoCache;
 use crate::limits::{ConnectionCounter, KeyedLimiter};
 use crate::metrics::{Gauges, Metrics};
+use crate::nip98::ReplayGuard;
 use crate::proxy::TrustedProxies;
 use crate::publisher::Publisher;
 
@@ -43,6 +44,10 @@ pub struct Relay {
     pub proxies: TrustedProxies,
     /// The host NIP-42 `relay` tags must name, when `relay_url` is configured.
     pub relay_host: Option<String>,
+    /// Who may call the relay management API (NIP-86); empty: it is off.
+    pub admins: Vec<[u8; 32]>,
+    /// NIP-98 authorizations already used.
+    pub http_auth: ReplayGuard,
     /// NIP-77 records the gateway's open reconciliations may still hold.
     pub neg_records: Arc<Semaphore>,
     next_conn: AtomicU64,
@@ -69,6 +74,9 @@ impl Relay {
             relay_host: crate::auth::host_of(&config.relay_url),
             proxies: TrustedProxies::new(config.proxy.trusted.clone()),
             verifier: Verifier::new(),
+            // Checked by `Config::validate`; an unchecked config gets no admins.
+            admins: config.nip86.admins().unwrap_or_default(),
+            http_auth: ReplayGuard::default(),
             neg_records: Arc::new(Semaphore::new(
                 l.max_negentropy_records_total.min(Semaphore::MAX_PERMITS),
             )),

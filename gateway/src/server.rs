@@ -22,6 +22,7 @@ use crate::db::{Db, DbError};
 use crate::fanout::{listener, Fanout};
 use crate::http;
 use crate::metrics::Metrics;
+use crate::nip86;
 use crate::proxy::{self, ProxyHeader};
 use crate::publisher::Publisher;
 use crate::relay::Relay;
@@ -32,6 +33,8 @@ use crate::web;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection waits for `nostr.ip_blocked`.
+const IP_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often idle and old pooled connections are closed.
 const REAP_EVERY: Duration = Duration::from_secs(10);
 
@@ -180,6 +183,25 @@ async fn sample_rates(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Whether `nostr.ip_blocked` refuses `ip`. Asked once per connection, so
+/// a block (by NIP-86 or in SQL) holds on every gateway from the next
+/// connection on; a connection already open stays open. Without an answer
+/// (the database is down or slow, or predates the function) the connection
+/// is served: it can then do nothing that needs the database anyway.
+async fn ip_blocked(relay: &Relay, ip: std::net::IpAddr) -> bool {
+    match tokio::time::timeout(IP_CHECK_TIMEOUT, relay.db.ip_blocked(ip)).await {
+        Ok(Ok(blocked)) => blocked,
+        Ok(Err(e)) => {
+            tracing::debug!("could not ask whether {ip} is blocked: {e}");
+            false
+        }
+        Err(_) => {
+            tracing::debug!("could not ask whether {ip} is blocked: no answer in {IP_CHECK_TIMEOUT:?}");
+            false
+        }
+    }
+}
+
 /// One accepted socket: plain HTTP or a WebSocket session.
 async fn serve_socket(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
     // Without it, small replies (OK, EOSE) wait ~40 ms for a delayed ACK.
@@ -217,8 +239,30 @@ async fn serve_socket(relay: Arc<Relay>, mut stream: TcpStream, peer: SocketAddr
     // A trusted reverse proxy names the client in Forwarded/X-Forwarded-For.
     let headers = head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
     let client = SocketAddr::new(relay.proxies.client_addr(from.ip(), headers), from.port());
+    if ip_blocked(&relay, client.ip()).await {
+        relay.metrics.connections_blocked.fetch_add(1, Relaxed);
+        let response = http::Response::new(403, "text/plain", "this address is blocked by the relay\n");
+        if let Err(e) = http::write_response(&mut stream, &response, head.method == "HEAD").await {
+            tracing::debug!("refusal to {client} failed: {e}");
+        }
+        return;
+    }
     if !head.is_websocket_upgrade() {
-        let response = web::respond(&head, &relay).await;
+        let body = if head.is_nip86() && head.method == "POST" {
+            match http::read_body(&mut stream, &head, &bytes, nip86::MAX_BODY, HEAD_TIMEOUT).await {
+                Ok(body) => body,
+                Err(http::HttpError::Eof | http::HttpError::Io(_)) => return,
+                Err(e) => {
+                    if let Err(io) = http::write_response(&mut stream, &http::error_response(&e), false).await {
+                        tracing::debug!("error response to {client} failed: {io}");
+                    }
+                    return;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let response = web::respond(&head, &body, from.ip(), &relay).await;
         if let Err(e) = http::write_response(&mut stream, &response, head.method == "HEAD").await {
             tracing::debug!("HTTP response to {client} failed: {e}");
         }

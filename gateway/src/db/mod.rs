@@ -19,6 +19,7 @@
 //! [`standby`] the SQL a hot standby answers.
 
 mod cancel;
+pub mod moderation;
 pub mod replicas;
 mod site;
 pub mod standby;
@@ -34,6 +35,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 pub use cancel::CancelSlot;
+pub use moderation::{Change, Listing, RelayNames};
 pub use site::{HomeData, Policy};
 use tls::{Target, Tls};
 

@@ -23,12 +23,27 @@ const TEMPLATE: &str = include_str!("home.html");
 /// Characters of an event's content shown on the page.
 const CONTENT_CHARS: usize = 600;
 
-/// What a browser may load and run on the home page.
-pub fn content_security_policy(nonce: &str) -> String {
+/// What a browser may load and run on the home page: its own script and
+/// style, and images from itself and from the relay icon's origin.
+pub fn content_security_policy(nonce: &str, icon: &str) -> String {
+    let icon_source = icon_origin(icon).map(|o| format!(" {o}")).unwrap_or_default();
     format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; \
-         img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+         img-src 'self' data:{icon_source}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
+}
+
+/// `scheme://host[:port]` of an http(s) icon URL, if it is one that can
+/// stand in a CSP header as it is (the icon may have been set in SQL to
+/// anything; nothing else gets into the header). `None`: no icon is shown.
+fn icon_origin(icon: &str) -> Option<String> {
+    let (scheme, rest) = icon.split_once("://")?;
+    if !matches!(scheme, "https" | "http") {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    (!authority.is_empty() && authority.chars().all(plain)).then(|| format!("{scheme}://{authority}"))
 }
 
 /// The live numbers, as the page's script reads them (inline at first, then
@@ -83,7 +98,15 @@ pub fn page(relay: &Relay, stats: &Value, host: Option<&str>, nonce: &str) -> St
         Some((_, rest)) => format!("http://{rest}"),
         None => url.clone(),
     };
-    let nips: String = info::supported_nips(relay.info.policy().as_ref())
+    let shown = info::shown(config, &relay.info.names());
+    let icon = match icon_origin(&shown.icon) {
+        Some(_) => format!(
+            "<img class=\"icon\" id=\"relay-icon\" src=\"{}\" alt=\"\" width=\"40\" height=\"40\">",
+            escape(&shown.icon)
+        ),
+        None => String::new(),
+    };
+    let nips: String = info::supported_nips(config, relay.info.policy().as_ref())
         .iter()
         .map(|n| {
             format!("<li><a href=\"https://github.com/nostr-protocol/nips/blob/master/{n:02}.md\">NIP-{n:02}</a></li>")
@@ -116,8 +139,9 @@ pub fn page(relay: &Relay, stats: &Value, host: Option<&str>, nonce: &str) -> St
         format!("Contact: {}", config.info.contact)
     };
     render(TEMPLATE, |key| match key {
-        "name" => escape(&config.info.name),
-        "description" => escape(&config.info.description),
+        "name" => escape(&shown.name),
+        "description" => escape(&shown.description),
+        "icon" => icon.clone(),
         "version" => escape(env!("CARGO_PKG_VERSION")),
         "url" => escape(&url),
         "http_url" => escape(&http_url),
@@ -219,6 +243,25 @@ mod tests {
             _ => String::new(),
         });
         assert_eq!(out, "<h1>{{stats}}</h1>S{{open");
+    }
+
+    #[test]
+    fn only_a_plain_icon_origin_enters_the_policy() {
+        let csp = content_security_policy("n", "https://img.example.org:8443/a.png?x=1");
+        assert!(
+            csp.contains("img-src 'self' data: https://img.example.org:8443;"),
+            "{csp}"
+        );
+        for hostile in [
+            "https://x.example; script-src *",
+            "javascript:alert(1)",
+            "https://x.example\r\nSet-Cookie: a=b",
+            "data:image/png;base64,AAAA",
+            "",
+        ] {
+            assert!(icon_origin(hostile).is_none(), "{hostile}");
+            assert!(content_security_policy("n", hostile).contains("img-src 'self' data:;"));
+        }
     }
 
     #[test]

@@ -1,20 +1,26 @@
 //! What plain HTTP requests on the relay's port are answered with: NIP-11
-//! (`Accept: application/nostr+json`, on any path), `/health`, `/metrics`,
-//! and for browsers the home page (`/`, `Accept: text/html`) with the
-//! `/stats.json` it polls.
+//! (`Accept: application/nostr+json`, on any path), NIP-86 management
+//! (`Content-Type: application/nostr+json+rpc`, on any path), `/health`,
+//! `/metrics`, and for browsers the home page (`/`, `Accept: text/html`)
+//! with the `/stats.json` it polls.
 
 mod home;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::http::{RequestHead, Response};
+use crate::nip86;
 use crate::relay::Relay;
 
-/// Routes one plain HTTP request (not a WebSocket upgrade).
-pub async fn respond(head: &RequestHead, relay: &Relay) -> Response {
+/// Routes one plain HTTP request (not a WebSocket upgrade). `body` is read
+/// only for NIP-86 requests (empty otherwise); `peer` is the address the
+/// request came from.
+pub async fn respond(head: &RequestHead, body: &[u8], peer: IpAddr, relay: &Relay) -> Response {
     let path = head.path.split('?').next().unwrap_or("/");
     match (head.method.as_str(), path) {
         ("OPTIONS", _) => Response::new(204, "text/plain", ""),
+        (_, _) if head.is_nip86() => nip86::respond(head, body, peer, relay).await,
         ("GET" | "HEAD", "/health") => match tokio::time::timeout(Duration::from_secs(2), relay.db.ping()).await {
             Ok(Ok(())) => Response::new(200, "text/plain", "ok\n"),
             Ok(Err(e)) => Response::new(503, "text/plain", format!("unavailable: {e}\n")),
@@ -64,8 +70,9 @@ async fn home_page(head: &RequestHead, relay: &Relay) -> Response {
     let stats = home::stats(relay, data.as_deref().ok());
     let nonce = crate::auth::new_challenge();
     let body = home::page(relay, &stats, head.header("host"), &nonce);
+    let icon = crate::info::shown(&relay.config, &relay.info.names()).icon;
     Response::new(200, "text/html; charset=utf-8", body)
-        .with_header("Content-Security-Policy", home::content_security_policy(&nonce))
+        .with_header("Content-Security-Policy", home::content_security_policy(&nonce, &icon))
         .with_header("X-Content-Type-Options", "nosniff")
         .with_header("Cache-Control", "no-store")
 }

@@ -1,0 +1,1 @@
+SELECT nostr.allow_kind($1::integer)

@@ -1,0 +1,1 @@
+SELECT nostr.ban_event($1::text, $2::text)

@@ -1,0 +1,1 @@
+SELECT nostr.ban_pubkey($1::text, $2::text)

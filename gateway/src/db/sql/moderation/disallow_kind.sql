@@ -1,0 +1,1 @@
+SELECT nostr.disallow_kind($1::integer)

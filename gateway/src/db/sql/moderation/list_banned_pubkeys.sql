@@ -1,0 +1,1 @@
+SELECT pubkey, reason FROM nostr.list_banned_pubkeys()

@@ -1,0 +1,1 @@
+SELECT ip, reason FROM nostr.list_blocked_ips()

@@ -1,0 +1,1 @@
+SELECT nostr.unallow_pubkey($1::text)

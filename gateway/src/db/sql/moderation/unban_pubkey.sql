@@ -1,0 +1,1 @@
+SELECT nostr.unban_pubkey($1::text)

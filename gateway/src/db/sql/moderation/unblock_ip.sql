@@ -1,0 +1,1 @@
+SELECT nostr.unblock_ip($1::text::inet)
