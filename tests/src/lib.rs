@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod nip86;
 pub mod proxy;
 pub mod relay;
 pub mod rng;

@@ -102,6 +102,17 @@ impl Client {
 
     /// Connects with extra request headers (`X-Forwarded-For`, ...).
     pub async fn connect_with_headers(url: &str, headers: &[(&str, &str)]) -> Client {
+        Client::try_connect_with_headers(url, headers)
+            .await
+            .expect("websocket connect")
+    }
+
+    /// [`Client::connect_with_headers`], with the handshake's error (a
+    /// refusal: its status) returned instead of a panic.
+    pub async fn try_connect_with_headers(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         let mut request = url.into_client_request().expect("request");
         for (name, value) in headers {
             let name = HeaderName::from_bytes(name.as_bytes()).expect("header name");
@@ -109,10 +120,8 @@ impl Client {
                 .headers_mut()
                 .append(name, HeaderValue::from_str(value).expect("header value"));
         }
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await
-            .expect("websocket connect");
-        Client::from_ws(ws)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
+        Ok(Client::from_ws(ws))
     }
 
     /// The WebSocket handshake over `stream`, on which the caller may have
