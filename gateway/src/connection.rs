@@ -448,6 +448,7 @@ impl Session {
             raw: raw.to_owned(),
             id: hex::encode(&event.id),
             auth: auth.map(|k| hex::encode(&k)),
+            addr: Some(self.ip),
             reply: self.ok_tx.clone(),
             received: Instant::now(),
             event,

@@ -9,6 +9,7 @@
 //! live subscribers under the batch's transaction id (see `fanout`), without
 //! waiting for the notification and reading them back.
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +37,9 @@ pub struct Submission {
     pub event: Event,
     /// The NIP-42 pubkey of the sending connection, for NIP-70.
     pub auth: Option<String>,
+    /// The client's address (through trusted proxies), for blocked
+    /// addresses and the write policy.
+    pub addr: Option<IpAddr>,
     /// Where the finished `OK` frame goes.
     pub reply: mpsc::UnboundedSender<String>,
     /// When the gateway read the EVENT, for the OK latency metric.
@@ -120,7 +124,8 @@ async fn publish(sink: &Sink, batch: Vec<Submission>) {
     let started = Instant::now();
     let raws: Vec<String> = batch.iter().map(|s| s.raw.clone()).collect();
     let auths: Vec<Option<String>> = batch.iter().map(|s| s.auth.clone()).collect();
-    let result = sink.db.publish_batch(&raws, &auths).await;
+    let addrs: Vec<Option<IpAddr>> = batch.iter().map(|s| s.addr).collect();
+    let result = sink.db.publish_batch(&raws, &auths, &addrs).await;
     metrics.publish_seconds.observe_duration(started.elapsed());
     metrics.publish_batch_size.observe(batch.len() as f64);
     match result {
@@ -186,6 +191,8 @@ async fn publish(sink: &Sink, batch: Vec<Submission>) {
 }
 
 fn answer(metrics: &Metrics, s: &Submission, id: &str, accepted: bool, message: &str) {
+    // A shadow-rejected event is answered as a plain success.
+    let message = if crate::reply::is_shadow(message) { "" } else { message };
     metrics.event_result(accepted, message);
     metrics.event_ok_seconds.observe_duration(s.received.elapsed());
     // The connection may be gone; its OK has nobody to go to.

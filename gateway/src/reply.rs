@@ -61,6 +61,14 @@ impl Prefix {
     }
 }
 
+/// Whether a `nostr.publish_batch` message says the operator's write policy
+/// shadow-rejected the event (`shadow: note`): the client is answered
+/// `OK true` with no message, and the event, never stored, is not delivered.
+/// Not a NIP-01 prefix: clients never see it.
+pub fn is_shadow(message: &str) -> bool {
+    message.split_once(':').is_some_and(|(head, _)| head == "shadow")
+}
+
 impl fmt::Display for Prefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

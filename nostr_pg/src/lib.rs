@@ -18,6 +18,9 @@
 //!   `nostr.retention`.
 //! - [`housekeeping`]: removing expired events, old transit rows and events
 //!   past retention, in batches, by a background worker.
+//! - [`moderation`]: bans, allow lists, blocked addresses (the tables of
+//!   `sql/moderation.sql`) checked by the rules; [`policy`]: the operator's
+//!   write policy function (`nostr.write_policy`).
 //! - [`reject`]: verdicts, their NIP-01 prefixes and SQLSTATEs.
 //!
 //! The tables, indexes and triggers (`sql/schema.sql`) and the privileges
@@ -30,7 +33,9 @@ use pgrx::prelude::*;
 pub mod datum;
 pub mod event_type;
 pub mod housekeeping;
+pub mod moderation;
 pub mod notify;
+pub mod policy;
 pub mod publish;
 pub mod query;
 pub mod reject;
@@ -62,6 +67,23 @@ extension_sql_file!(
     requires = ["schema"]
 );
 
+extension_sql_file!(
+    "../../sql/publish.sql",
+    name = "publish",
+    requires = ["schema", publish::_publish_batch]
+);
+extension_sql_file!(
+    "../../sql/moderation.sql",
+    name = "moderation",
+    requires = [
+        "schema",
+        event_type::content,
+        moderation::_invalidate_moderation,
+        rules::_lock_author,
+        rules::_lock_id,
+    ]
+);
+
 // Grants and revokes, once every object they name exists.
 extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
 
@@ -70,6 +92,8 @@ extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
 pub extern "C-unwind" fn _PG_init() {
     settings::register();
     datum::register_invalidation();
+    moderation::register_invalidation();
+    policy::register_invalidation();
     housekeeping::worker::register();
 }
 
@@ -77,6 +101,8 @@ pub extern "C-unwind" fn _PG_init() {
 mod bounds_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod housekeeping_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod moderation_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;
 #[cfg(any(test, feature = "pg_test"))]

@@ -32,6 +32,8 @@ use crate::spi_cache::{oid, run};
 /// The state of the publish call in progress, if any.
 struct Slot {
     auth: Option<[u8; 32]>,
+    /// The sender's address (inet text), for moderation and the write policy.
+    addr: Option<String>,
     verdict: Option<Result<(), Reject>>,
 }
 
@@ -44,8 +46,14 @@ thread_local! {
 struct SlotGuard;
 
 impl SlotGuard {
-    fn open(auth: Option<[u8; 32]>) -> SlotGuard {
-        SLOT.with(|s| *s.borrow_mut() = Some(Slot { auth, verdict: None }));
+    fn open(auth: Option<[u8; 32]>, addr: Option<String>) -> SlotGuard {
+        SLOT.with(|s| {
+            *s.borrow_mut() = Some(Slot {
+                auth,
+                addr,
+                verdict: None,
+            })
+        });
         SlotGuard
     }
 
@@ -70,6 +78,11 @@ pub fn context_auth() -> Option<[u8; 32]> {
     SLOT.with(|s| s.borrow().as_ref().and_then(|slot| slot.auth))
 }
 
+/// The sender's address (inet text) of the publish call in progress.
+pub fn context_addr() -> Option<String> {
+    SLOT.with(|s| s.borrow().as_ref().and_then(|slot| slot.addr.clone()))
+}
+
 /// Called by the trigger with its verdict.
 pub fn report(verdict: Result<(), Reject>) {
     SLOT.with(|s| {
@@ -88,13 +101,25 @@ type Parsed = (String, Result<Event, Reject>);
 /// the claimed id (hex, '' if none could be read), whether it was accepted
 /// (the NIP-01 `OK` boolean: true for a new event and for a duplicate), and
 /// the NIP-01 message (`duplicate:`, `invalid:`, ... or '' for a new event).
-/// `auth_pubkeys[i]` is the NIP-42 pubkey of whoever sent `events[i]`.
+/// `auth_pubkeys[i]` is the NIP-42 pubkey of whoever sent `events[i]`,
+/// `client_addrs[i]` its address (inet as text). `nostr.publish_batch`
+/// (`sql/publish.sql`) is the public face of this, with `inet[]` addresses
+/// (pgrx 0.18 has no arrays of inet).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn publish_batch(
+fn _publish_batch(
     events: Vec<Option<String>>,
-    auth_pubkeys: default!(Option<Vec<Option<String>>>, "NULL"),
+    auth_pubkeys: Option<Vec<Option<String>>>,
+    client_addrs: Option<Vec<Option<String>>>,
 ) -> TableIterator<'static, (name!(id, String), name!(accepted, bool), name!(message, String))> {
+    TableIterator::new(publish_all(events, auth_pubkeys, client_addrs))
+}
+
+fn publish_all(
+    events: Vec<Option<String>>,
+    auth_pubkeys: Option<Vec<Option<String>>>,
+    client_addrs: Option<Vec<Option<String>>>,
+) -> Vec<Row> {
     // Each event holds up to three advisory locks until commit (see
     // `rules::locks_for`); `nostr.max_locks_per_batch` bounds the batch's total.
     let max = usize::try_from(settings::MAX_BATCH.get()).unwrap_or(1);
@@ -108,6 +133,7 @@ fn publish_batch(
         );
     }
     let auths = auth_pubkeys.unwrap_or_default();
+    let addrs = client_addrs.unwrap_or_default();
     let verifier = Verifier::new();
     // Verifying is the costly step (tens of microseconds an event): let a
     // cancel or statement timeout interrupt a huge batch.
@@ -124,7 +150,7 @@ fn publish_batch(
     let (parsed, locks) = within_lock_budget(parsed, settings::max_locks_per_batch());
     rules::acquire(locks);
 
-    let rows: Vec<Row> = parsed
+    parsed
         .into_iter()
         .enumerate()
         .map(|(i, (id, result))| {
@@ -133,13 +159,13 @@ fn publish_batch(
                 .cloned()
                 .flatten()
                 .and_then(|h| hex::decode_fixed::<32>(&h));
-            match result.and_then(|event| insert(&event, auth)) {
+            let addr = addrs.get(i).cloned().flatten();
+            match result.and_then(|event| insert(&event, auth, addr)) {
                 Ok(()) => (id, true, String::new()),
                 Err(reject) => (id, reject.accepted(), reject.message()),
             }
         })
-        .collect();
-    TableIterator::new(rows)
+        .collect()
 }
 
 /// The locks the batch's events need, up to `budget` distinct ones. The events
@@ -172,14 +198,14 @@ fn within_lock_budget(parsed: Vec<Parsed>, budget: usize) -> (Vec<Parsed>, Vec<r
     (out, locks)
 }
 
-/// Publishes one event; see `publish_batch`.
+/// Publishes one event; see `_publish_batch`.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn publish(
     event: Option<String>,
     auth_pubkey: default!(Option<String>, "NULL"),
 ) -> TableIterator<'static, (name!(id, String), name!(accepted, bool), name!(message, String))> {
-    publish_batch(vec![event], Some(vec![auth_pubkey]))
+    TableIterator::new(publish_all(vec![event], Some(vec![auth_pubkey]), None))
 }
 
 fn parse(json: Option<&str>, verifier: &Verifier) -> Parsed {
@@ -210,8 +236,8 @@ fn claimed_id(json: &str) -> String {
         .unwrap_or_default()
 }
 
-fn insert(event: &Event, auth: Option<[u8; 32]>) -> Result<(), Reject> {
-    let guard = SlotGuard::open(auth);
+fn insert(event: &Event, auth: Option<[u8; 32]>, addr: Option<String>) -> Result<(), Reject> {
+    let guard = SlotGuard::open(auth, addr);
     let stored = NostrEvent::from_event(event);
     let inserted = Spi::connect_mut(|client| {
         run(

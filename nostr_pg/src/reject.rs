@@ -11,6 +11,7 @@
 //! | false | `auth-required:` | 42501 `insufficient_privilege` | protected event (NIP-70) with no authenticated pubkey |
 //! | false | `restricted:` | 42501 `insufficient_privilege` | protected event authenticated as someone else |
 //! | false | `error:` | 53400 `configuration_limit_exceeded` | the batch had no room left to lock it (`nostr.max_locks_per_batch`): send it again |
+//! | **true** | `shadow:` | (none: an INSERT inserts no row) | the write policy shadow-rejected it: never stored nor delivered; the gateway answers `OK true ""` |
 //!
 //! Every message keeps its prefix in SQL errors too, so the two views agree.
 
@@ -29,6 +30,9 @@ pub enum Reject {
     Restricted(String),
     /// Not looked at, for want of a resource; the same event may succeed later.
     Error(String),
+    /// Shadow-rejected by the write policy: answered as accepted, never
+    /// stored nor delivered. Never raised (see the trigger).
+    Shadow(String),
 }
 
 impl Reject {
@@ -41,6 +45,7 @@ impl Reject {
             Reject::AuthRequired(_) => "auth-required",
             Reject::Restricted(_) => "restricted",
             Reject::Error(_) => "error",
+            Reject::Shadow(_) => "shadow",
         }
     }
 
@@ -53,14 +58,16 @@ impl Reject {
             | Reject::Pow(m)
             | Reject::AuthRequired(m)
             | Reject::Restricted(m)
-            | Reject::Error(m) => m,
+            | Reject::Error(m)
+            | Reject::Shadow(m) => m,
         }
     }
 
     /// The boolean of the NIP-01 `OK`: a duplicate was accepted before, so it
-    /// is answered `true` (the relay has it); every other refusal `false`.
+    /// is answered `true` (the relay has it), and so is a shadow-rejected
+    /// event (the client must not know); every other refusal `false`.
     pub fn accepted(&self) -> bool {
-        matches!(self, Reject::Duplicate(_))
+        matches!(self, Reject::Duplicate(_) | Reject::Shadow(_))
     }
 
     /// The NIP-01 message: `prefix: detail`.
@@ -75,6 +82,7 @@ impl Reject {
             Reject::Blocked(_) | Reject::Pow(_) => PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
             Reject::AuthRequired(_) | Reject::Restricted(_) => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             Reject::Error(_) => PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            Reject::Shadow(_) => PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
         }
     }
 

@@ -22,6 +22,8 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use sha2::{Digest, Sha256};
 
+use crate::moderation;
+use crate::policy::{self, Verdict};
 use crate::reject::Reject;
 use crate::settings;
 use crate::spi_cache::{oid, run};
@@ -33,6 +35,9 @@ pub enum Admission {
     Store,
     /// Deliver it to listeners only (through `nostr.transit`), never store it.
     Ephemeral,
+    /// Neither store nor deliver it, but answer as if accepted: the write
+    /// policy shadow-rejected it (with this note).
+    Shadow(String),
 }
 
 /// A lock the rules take: an advisory key, shared or exclusive.
@@ -54,7 +59,7 @@ fn lock_key(domain: &[u8], parts: &[&[u8]]) -> i64 {
     i64::from_le_bytes(first)
 }
 
-fn id_lock(id: &[u8; 32]) -> LockKey {
+pub fn id_lock(id: &[u8; 32]) -> LockKey {
     LockKey {
         key: lock_key(b"id", &[id]),
         exclusive: true,
@@ -68,7 +73,7 @@ fn address_lock(pubkey: &[u8; 32], kind: u16, d_key: &str) -> LockKey {
     }
 }
 
-fn author_lock(pubkey: &[u8; 32], exclusive: bool) -> LockKey {
+pub fn author_lock(pubkey: &[u8; 32], exclusive: bool) -> LockKey {
     LockKey {
         key: lock_key(b"author", &[pubkey]),
         exclusive,
@@ -132,6 +137,30 @@ pub fn locks_for(event: &Event) -> Vec<LockKey> {
         keys.push(address_lock(&event.pubkey, event.kind, &d));
     }
     keys
+}
+
+/// Waits for (and then blocks, until commit) every publish of this author's
+/// events: `nostr.ban_pubkey` calls it before deleting them.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn _lock_author(pubkey: &[u8]) {
+    acquire(vec![author_lock(&key32(pubkey, "pubkey"), true)]);
+}
+
+/// Waits for (and then blocks, until commit) every publish of this event:
+/// `nostr.ban_event` calls it before deleting it.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn _lock_id(id: &[u8]) {
+    acquire(vec![id_lock(&key32(id, "event id"))]);
+}
+
+fn key32(bytes: &[u8], what: &str) -> [u8; 32] {
+    match <[u8; 32]>::try_from(bytes) {
+        Ok(k) => k,
+        Err(_) => crate::reject::raise_invalid(
+            format!("invalid {what}: expected 32 bytes, got {}", bytes.len()),
+            "nostr moderation lock",
+        ),
+    }
 }
 
 /// Takes advisory locks in key order (exclusive first for equal keys).
@@ -207,17 +236,31 @@ fn exists(client: &mut SpiClient<'_>, sql: &str, types: &[pgrx::PgOid], args: &[
 }
 
 /// Decides whether `event` may be stored, performing the side effects its
-/// kind requires (replacing an older version, deleting, vanishing).
+/// kind requires (replacing an older version, deleting, vanishing). `auth`
+/// is the sender's NIP-42 pubkey, `addr` its address (inet text), when known.
+/// Order: the checks that need no database; the locks; moderation
+/// ([`moderation::check`]); the operator's write policy ([`policy::ask`]),
+/// before anything is changed, so a shadow-rejected event has no effect at
+/// all; then the rules of the kind class.
 pub fn admit(
     client: &mut SpiClient<'_>,
     event: &Event,
     auth: Option<&[u8; 32]>,
+    addr: Option<&str>,
 ) -> SpiResult<Result<Admission, Reject>> {
     let now = now();
     if let Err(r) = static_checks(event, auth, now) {
         return Ok(Err(r));
     }
     acquire(locks_for(event));
+    if let Err(r) = moderation::check(client, event, addr)? {
+        return Ok(Err(r));
+    }
+    match policy::ask(client, event, auth, addr)? {
+        Verdict::Accept => {}
+        Verdict::Reject(r) => return Ok(Err(r)),
+        Verdict::Shadow(note) => return Ok(Ok(Admission::Shadow(note))),
+    }
     let b = oid::<Vec<u8>>();
     let i4 = oid::<i32>();
     let i8 = oid::<i64>();

@@ -24,6 +24,7 @@
 //! | `nostr.housekeeping_batch` | 1000 | rows housekeeping removes per transaction; superuser only |
 //! | `nostr.transit_retention` | 5min | how long transit rows are kept after their transaction; superuser only |
 //! | `nostr.retention` | empty | how long events are kept, by kind (see [`crate::retention`]); superuser only |
+//! | `nostr.write_policy` | unset | the operator's write policy function (see [`crate::policy`]); superuser only |
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,6 +115,7 @@ pub static HOUSEKEEPING_INTERVAL: Int = Int::new(c"nostr.housekeeping_interval",
 pub static HOUSEKEEPING_BATCH: Int = Int::new(c"nostr.housekeeping_batch", 1000);
 pub static TRANSIT_RETENTION: Int = Int::new(c"nostr.transit_retention", 300);
 pub static RETENTION: Str = Str::new(c"nostr.retention");
+pub static WRITE_POLICY: Str = Str::new(c"nostr.write_policy");
 
 /// The current value of a setting, by name (`None` if it does not exist).
 fn by_name(name: &CStr) -> Option<String> {
@@ -202,6 +204,16 @@ pub fn register() {
         c"This relay's URL, matched against NIP-62 vanish requests.",
         c"",
         &RELAY_URL.guc,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // Superuser only: the policy runs inside the publish rules, with the
+    // extension owner's rights under publish_batch.
+    GucRegistry::define_string_guc(
+        WRITE_POLICY.name,
+        c"Write policy: schema.name of a function (nostr.nostr_event, text, inet) RETURNS text called for each event.",
+        c"It answers NULL to accept, 'shadow' to answer OK true without storing, or the refusal's message.",
+        &WRITE_POLICY.guc,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -307,6 +319,11 @@ pub fn housekeeping_batch() -> i32 {
 /// How long transit rows are kept, in seconds.
 pub fn transit_retention_secs() -> u64 {
     seconds(&TRANSIT_RETENTION)
+}
+
+/// The write policy function's name, if set and non-empty.
+pub fn write_policy() -> Option<String> {
+    WRITE_POLICY.get()
 }
 
 /// The relay URL, if set and non-empty.

@@ -65,7 +65,8 @@ fn events_before_insert<'a>(
         return Ok(Some(row));
     }
     let auth = publish::context_auth();
-    let verdict = Spi::connect_mut(|client| rules::admit(client, &event, auth.as_ref()))?;
+    let addr = publish::context_addr();
+    let verdict = Spi::connect_mut(|client| rules::admit(client, &event, auth.as_ref(), addr.as_deref()))?;
     match verdict {
         Ok(Admission::Store) => {
             fill_derived_columns(&mut row, &event)?;
@@ -78,6 +79,12 @@ fn events_before_insert<'a>(
         Ok(Admission::Ephemeral) => {
             in_transit(stored)?;
             publish::report(Ok(()));
+            Ok(None)
+        }
+        // Not stored, not delivered, and not an error: an INSERT inserts
+        // no row; publish_batch answers it as accepted (`shadow:`).
+        Ok(Admission::Shadow(note)) => {
+            publish::report(Err(Reject::Shadow(note)));
             Ok(None)
         }
         Err(reject) => refuse(reject).map(|()| None),

@@ -240,3 +240,83 @@ async fn materialized_view_is_created_then_kept_fresh() {
         .get(0);
     assert!(second > first, "the refresh is recorded");
 }
+
+/// The answer of `nostr.publish` for `e`, on a new session (which has the
+/// database's `nostr.write_policy`).
+async fn publish_new_session(db: &TestDb, e: &Event) -> (bool, String) {
+    publish(&db.client().await, &e.canonical_json()).await
+}
+
+#[tokio::test]
+async fn policy_kinds_accepts_only_its_kinds() {
+    let db = TestDb::new("ex_policy_kinds").await;
+    let rows = run_example(&db, "policy_kinds.sql", &[("kinds", "0, 1")]).await;
+    assert_eq!(rows, ["nostr_policy.kinds_only accepts kinds 0,1"]);
+    let k = Keys::from_seed("pk-author");
+    let t = now();
+    assert_eq!(
+        publish_new_session(&db, &k.sign(t, 1, vec![], "note")).await,
+        (true, String::new())
+    );
+    assert_eq!(
+        publish_new_session(&db, &k.sign(t, 0, vec![], "{}")).await,
+        (true, String::new())
+    );
+    assert_eq!(
+        publish_new_session(&db, &k.sign(t, 7, vec![], "+")).await,
+        (false, "blocked: kind 7 is not accepted by this relay".to_owned())
+    );
+    // Plain SQL obeys it too.
+    let c = db.client().await;
+    let refused = c
+        .execute(
+            "INSERT INTO nostr.events (event) VALUES ($1::text::nostr.nostr_event)",
+            &[&k.sign(t, 30023, tags(&[&["d", "x"]]), "article").canonical_json()],
+        )
+        .await
+        .expect_err("kind 30023 inserted");
+    assert_eq!(refused.code().map(|c| c.code()), Some("23514"), "{refused}");
+    // Running it again replaces the list.
+    run_example(&db, "policy_kinds.sql", &[("kinds", "7")]).await;
+    assert_eq!(
+        publish_new_session(&db, &k.sign(t, 7, vec![], "+")).await,
+        (true, String::new())
+    );
+    assert!(!publish_new_session(&db, &k.sign(t + 1, 1, vec![], "n")).await.0);
+}
+
+#[tokio::test]
+async fn policy_web_of_trust_accepts_the_admins_and_whom_they_follow() {
+    let db = TestDb::new("ex_policy_wot").await;
+    let [admin, friend, stranger] = ["wot-admin", "wot-friend", "wot-stranger"].map(Keys::from_seed);
+    let rows = run_example(&db, "policy_web_of_trust.sql", &[("admins", &hex_of(&admin))]).await;
+    assert_eq!(rows, ["nostr_policy.followed_by_admins trusts 1 admin(s)"]);
+    let t = now();
+    let refusal = "restricted: only authors the admins of this relay follow may publish here".to_owned();
+    // Nobody is followed yet: only the admin may publish.
+    assert_eq!(
+        publish_new_session(&db, &friend.sign(t - 10, 1, vec![], "early")).await,
+        (false, refusal.clone())
+    );
+    let follows = admin.sign(t - 9, 3, tags(&[&["p", &hex_of(&friend)]]), "");
+    assert_eq!(publish_new_session(&db, &follows).await, (true, String::new()));
+    assert_eq!(
+        publish_new_session(&db, &friend.sign(t - 8, 1, vec![], "now trusted")).await,
+        (true, String::new())
+    );
+    assert_eq!(
+        publish_new_session(&db, &stranger.sign(t - 8, 1, vec![], "hello?")).await,
+        (false, refusal.clone())
+    );
+    // The admin's newer contact list replaces the old one: unfollowed.
+    let unfollows = admin.sign(t - 7, 3, tags(&[&["p", &hex_of(&stranger)]]), "");
+    assert_eq!(publish_new_session(&db, &unfollows).await, (true, String::new()));
+    assert_eq!(
+        publish_new_session(&db, &friend.sign(t - 6, 1, vec![], "again")).await,
+        (false, refusal)
+    );
+    assert_eq!(
+        publish_new_session(&db, &stranger.sign(t - 6, 1, vec![], "in")).await,
+        (true, String::new())
+    );
+}

@@ -19,7 +19,7 @@ use serde_json::json;
 use support::*;
 
 /// Every policy setting of the extension (nostr_pg/src/settings.rs).
-const SETTINGS: [(&str, &str); 8] = [
+const SETTINGS: [(&str, &str); 9] = [
     ("nostr.min_pow", "0"),
     ("nostr.max_future_seconds", "2000000000"),
     ("nostr.max_past_seconds", "0"),
@@ -28,6 +28,7 @@ const SETTINGS: [(&str, &str); 8] = [
     ("nostr.max_event_bytes", "1073741824"),
     ("nostr.max_batch", "100000"),
     ("nostr.relay_url", "'wss://elsewhere.example'"),
+    ("nostr.write_policy", "'public.anything_goes'"),
 ];
 
 async fn gateway(url: &str) -> (Gateway, ConfigFile) {
@@ -195,6 +196,22 @@ async fn neither_role_can_write_around_the_rules() {
         "SELECT nostr.purge_expired()".to_owned(),
         "SELECT nostr.grant_relay(current_user)".to_owned(),
         "SELECT nostr.grant_reader(current_user)".to_owned(),
+        // Moderation state: only through the moderation functions.
+        "INSERT INTO nostr.banned_pubkeys (pubkey) VALUES ('\\x00')".to_owned(),
+        "DELETE FROM nostr.banned_pubkeys".to_owned(),
+        "INSERT INTO nostr.allowed_pubkeys (pubkey) VALUES ('\\x00')".to_owned(),
+        "TRUNCATE nostr.banned_events".to_owned(),
+        "INSERT INTO nostr.allowed_events (id) VALUES ('\\x00')".to_owned(),
+        "INSERT INTO nostr.allowed_kinds VALUES (1)".to_owned(),
+        "DELETE FROM nostr.disallowed_kinds".to_owned(),
+        "INSERT INTO nostr.blocked_ips (ip) VALUES ('10.0.0.0/8')".to_owned(),
+        "UPDATE nostr.relay_details SET name = 'x'".to_owned(),
+        "SELECT * FROM nostr.banned_pubkeys".to_owned(),
+        // The internals behind them and behind publish_batch.
+        format!("SELECT nostr._lock_author(decode('{id_hex}', 'hex'))"),
+        format!("SELECT nostr._lock_id(decode('{id_hex}', 'hex'))"),
+        "SELECT nostr._invalidate_moderation('nostr.events'::regclass)".to_owned(),
+        format!("SELECT * FROM nostr._publish_batch(ARRAY['{other}'], NULL, NULL)"),
     ];
     for role in [&relay, &reader] {
         let c = connect(&role.url(&db.url)).await;
@@ -208,7 +225,71 @@ async fn neither_role_can_write_around_the_rules() {
     refused(&c, "reader", &format!("SELECT nostr.publish_batch(ARRAY['{other}'])")).await;
     refused(&c, "reader", "SELECT nostr.live_state()").await;
     refused(&c, "reader", "SELECT * FROM nostr.transit").await;
+    // Nor moderate: every moderation function but nostr.relay_info().
+    for sql in MODERATION {
+        refused(&c, "reader", sql).await;
+    }
+    let info: Option<String> = c
+        .query_one("SELECT name FROM nostr.relay_info()", &[])
+        .await
+        .expect("relay_info as a reader")
+        .get(0);
+    assert_eq!(info, None);
     assert_eq!(row_counts(&admin).await, before, "a refused statement changed a table");
+}
+
+/// A call of every moderation function (sql/moderation.sql) but
+/// `nostr.relay_info()`.
+const MODERATION: [&str; 22] = [
+    "SELECT nostr.ban_pubkey(repeat('ab', 32), 'x')",
+    "SELECT nostr.unban_pubkey(repeat('ab', 32))",
+    "SELECT nostr.allow_pubkey(repeat('ab', 32))",
+    "SELECT nostr.unallow_pubkey(repeat('ab', 32))",
+    "SELECT * FROM nostr.list_banned_pubkeys()",
+    "SELECT * FROM nostr.list_allowed_pubkeys()",
+    "SELECT nostr.ban_event(repeat('cd', 32))",
+    "SELECT nostr.unban_event(repeat('cd', 32))",
+    "SELECT nostr.allow_event(repeat('cd', 32))",
+    "SELECT nostr.unallow_event(repeat('cd', 32))",
+    "SELECT * FROM nostr.list_banned_events()",
+    "SELECT * FROM nostr.list_allowed_events()",
+    "SELECT * FROM nostr.list_events_needing_moderation()",
+    "SELECT nostr.allow_kind(1)",
+    "SELECT nostr.disallow_kind(1)",
+    "SELECT * FROM nostr.list_allowed_kinds()",
+    "SELECT * FROM nostr.list_disallowed_kinds()",
+    "SELECT nostr.block_ip('192.0.2.1')",
+    "SELECT nostr.unblock_ip('192.0.2.1')",
+    "SELECT * FROM nostr.list_blocked_ips()",
+    "SELECT nostr.ip_blocked('192.0.2.1')",
+    "SELECT nostr.set_relay_info('name', 'x')",
+];
+
+/// The relay's role (the NIP-86 endpoint) may call every moderation
+/// function; a role granted nothing may call none.
+#[tokio::test]
+async fn the_relay_role_moderates_and_nobody_else() {
+    let relay = TestRole::new("relay_m").await;
+    let nobody = TestRole::new("nobody_m").await;
+    let db = TestDb::new("priv_moderation").await;
+    grant(&db, "grant_relay", &relay).await;
+    let c = connect(&nobody.url(&db.url)).await;
+    for sql in MODERATION {
+        refused(&c, &nobody.name, sql).await;
+    }
+    refused(&c, &nobody.name, "SELECT * FROM nostr.relay_info()").await;
+    let c = connect(&relay.url(&db.url)).await;
+    for sql in MODERATION {
+        c.batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("the relay role ran `{sql}`: {e}"));
+    }
+    let name: Option<String> = c
+        .query_one("SELECT name FROM nostr.relay_info()", &[])
+        .await
+        .expect("relay_info")
+        .get(0);
+    assert_eq!(name.as_deref(), Some("x"));
 }
 
 /// The reader queries with SQL: nostr.req, nostr.count, nostr.matches and

@@ -264,6 +264,31 @@ async fn every_release_updates_to_the_current_one_without_losing_data() {
         let new = keys.sign(now(), 1, vec![], "after the update");
         assert_eq!(publisher.publish(&new.canonical_json()).await[2], true);
         assert_eq!(sub.next_event("s").await["id"], hex::encode(&new.id).as_str());
+
+        // Moderation (0.3.0) works on the updated database: a ban deletes
+        // the author's events and the gateway refuses the next one.
+        c.execute(
+            "SELECT nostr.ban_pubkey($1, 'after the update')",
+            &[&hex::encode(&other.pubkey())],
+        )
+        .await
+        .expect("ban_pubkey after the update");
+        let banned = other.sign(now(), 1, vec![], "banned");
+        let refused = publisher.publish(&banned.canonical_json()).await;
+        assert!(
+            refused[2] == false
+                && refused[3].as_str().unwrap_or_default() == "blocked: this pubkey is banned from this relay",
+            "{refused}"
+        );
+        let left: i64 = c
+            .query_one(
+                "SELECT count(*) FROM nostr.events WHERE pubkey = decode($1, 'hex')",
+                &[&hex::encode(&other.pubkey())],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(left, 0, "the banned author's events are deleted");
     }
 }
 

@@ -374,8 +374,10 @@ async fn send(db: &Db, items: Vec<Item>, flight: &mut Flight<'_>) -> Result<(), 
     }
     let raws: Vec<String> = items.iter().map(|i| i.raw.clone()).collect();
     let auth = vec![None; items.len()];
+    // An import has no client: blocked addresses do not apply to it.
+    let addrs = vec![None; items.len()];
     let total = items.len();
-    match db.publish_batch(&raws, &auth).await {
+    match db.publish_batch(&raws, &auth, &addrs).await {
         Ok(outcome) => {
             let mut deferred = Vec::new();
             let mut rows = outcome.rows.into_iter();

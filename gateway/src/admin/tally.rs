@@ -20,10 +20,15 @@ pub const DUPLICATE: &str = "duplicate";
 pub const MALFORMED: &str = "malformed";
 pub const NOT_UTF8: &str = "not-utf8";
 pub const TOO_LONG: &str = "too-long";
+/// Shadow-rejected by the relay's write policy: not stored.
+pub const SHADOW: &str = "shadow";
 
 /// The outcome of a `publish_batch` row: `accepted` for a new event, else
 /// the prefix of its message (`error` when it has none it knows).
 pub fn outcome_of(accepted: bool, message: &str) -> &'static str {
+    if crate::reply::is_shadow(message) {
+        return SHADOW;
+    }
     match Prefix::of_message(message) {
         Some(p) => p.as_str(),
         None if accepted => ACCEPTED,

@@ -25,6 +25,7 @@ mod site;
 pub mod standby;
 pub mod tls;
 
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -117,8 +118,11 @@ pub struct Published {
 impl Published {
     /// Whether this event is new to the relay: accepted, and not as a
     /// duplicate of one it already had (those are answered `OK true` too).
+    /// A shadow-rejected event (see [`crate::reply::is_shadow`]) is not new.
     pub fn is_new(&self) -> bool {
-        self.accepted && Prefix::of_message(&self.message) != Some(Prefix::Duplicate)
+        self.accepted
+            && Prefix::of_message(&self.message) != Some(Prefix::Duplicate)
+            && !crate::reply::is_shadow(&self.message)
     }
 }
 
@@ -307,9 +311,16 @@ impl Db {
     }
 
     /// `nostr.publish_batch`: one round trip, one commit, one row per event.
-    pub async fn publish_batch(&self, events: &[String], auth: &[Option<String>]) -> Result<BatchOutcome, DbError> {
+    /// `addrs[i]`: the address of whoever sent `events[i]` (for blocked
+    /// addresses and the write policy), when known.
+    pub async fn publish_batch(
+        &self,
+        events: &[String],
+        auth: &[Option<String>],
+        addrs: &[Option<IpAddr>],
+    ) -> Result<BatchOutcome, DbError> {
         let conn = self.get().await?;
-        let rows = conn.query(PUBLISH_BATCH, &[&events, &auth]).await?;
+        let rows = conn.query(PUBLISH_BATCH, &[&events, &auth, &addrs]).await?;
         let mut xid = None;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {

@@ -1,0 +1,47 @@
+-- A write policy: a web of trust. Accept events only from the relay's
+-- admins and the authors they follow (the `p` tags of their latest kind 3
+-- contact list, as stored by the relay); refuse the rest with
+-- `restricted:`. The admins are the rows of nostr_policy.admins, filled
+-- from -v admins (64-hex pubkeys, comma-separated). Installs
+-- nostr_policy.followed_by_admins and names it in nostr.write_policy for
+-- this database (superuser; run it again to change the admins).
+--
+--   psql -d nostr -v admins=HEX[,HEX...] -f sql/examples/policy_web_of_trust.sql
+--
+-- Each event costs one probe of the contact-list index per admin. When an
+-- admin follows someone new, that author may publish from then on; one
+-- unfollowed may not, but what was stored stays. As with policy_kinds.sql,
+-- sessions opened before keep the old setting.
+\if :{?admins}
+\else
+  \echo 'usage: psql -v admins=HEX[,HEX...] -f policy_web_of_trust.sql'
+  \quit
+\endif
+
+CREATE SCHEMA IF NOT EXISTS nostr_policy;
+CREATE TABLE IF NOT EXISTS nostr_policy.admins (pubkey bytea PRIMARY KEY CHECK (length(pubkey) = 32));
+BEGIN;
+DELETE FROM nostr_policy.admins;
+INSERT INTO nostr_policy.admins
+SELECT DISTINCT decode(lower(trim(h)), 'hex') FROM unnest(string_to_array(:'admins', ',')) AS h;
+COMMIT;
+
+-- nostr.events keeps tags as 'p:<hex>' index keys, and a contact list
+-- (replaceable, kind 3) is the one row of its author with d_key ''. Inside
+-- the join the argument is named in full: nostr.events has a column `event`,
+-- and in SQL functions a column wins over an argument of the same name.
+CREATE OR REPLACE FUNCTION nostr_policy.followed_by_admins(event nostr.nostr_event, auth_pubkey text, client_addr inet)
+RETURNS text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM nostr_policy.admins a WHERE a.pubkey = decode(nostr.pubkey(event), 'hex'))
+            THEN NULL
+        WHEN EXISTS (SELECT 1 FROM nostr_policy.admins a
+                     JOIN nostr.events c ON c.pubkey = a.pubkey AND c.kind = 3 AND c.d_key = ''
+                     WHERE c.tags @> ARRAY['p:' || nostr.pubkey(followed_by_admins.event)])
+            THEN NULL
+        ELSE 'restricted: only authors the admins of this relay follow may publish here'
+    END
+$$;
+
+ALTER DATABASE :"DBNAME" SET nostr.write_policy = 'nostr_policy.followed_by_admins';
+SELECT 'nostr_policy.followed_by_admins trusts ' || count(*) || ' admin(s)' FROM nostr_policy.admins;
