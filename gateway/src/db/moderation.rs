@@ -11,7 +11,6 @@ use super::{proto, Db, DbError};
 
 const IP_BLOCKED: &str = include_str!("sql/moderation/ip_blocked.sql");
 const RELAY_INFO: &str = include_str!("sql/moderation/relay_info.sql");
-const LIST_ALLOWED_KINDS: &str = include_str!("sql/moderation/list_allowed_kinds.sql");
 
 /// SQLSTATE of a call to a function the database does not have: the
 /// extension is older than the moderation functions (0.3.0).
@@ -26,7 +25,9 @@ pub enum Change<'a> {
     AllowPubkey(&'a str, Option<&'a str>),
     UnallowPubkey(&'a str),
     BanEvent(&'a str, Option<&'a str>),
+    UnbanEvent(&'a str),
     AllowEvent(&'a str, Option<&'a str>),
+    UnallowEvent(&'a str),
     AllowKind(i32),
     DisallowKind(i32),
     BlockIp(&'a str, Option<&'a str>),
@@ -41,6 +42,7 @@ pub enum Listing {
     BannedPubkeys,
     AllowedPubkeys,
     BannedEvents,
+    AllowedEvents,
     EventsNeedingModeration,
     BlockedIps,
 }
@@ -78,6 +80,8 @@ impl Db {
                 include_str!("sql/moderation/ban_event.sql"),
                 vec![param(id), param(why)],
             ),
+            UnbanEvent(id) => (include_str!("sql/moderation/unban_event.sql"), vec![param(id)]),
+            UnallowEvent(id) => (include_str!("sql/moderation/unallow_event.sql"), vec![param(id)]),
             AllowEvent(id, why) => (
                 include_str!("sql/moderation/allow_event.sql"),
                 vec![param(id), param(why)],
@@ -102,6 +106,7 @@ impl Db {
             Listing::BannedPubkeys => include_str!("sql/moderation/list_banned_pubkeys.sql"),
             Listing::AllowedPubkeys => include_str!("sql/moderation/list_allowed_pubkeys.sql"),
             Listing::BannedEvents => include_str!("sql/moderation/list_banned_events.sql"),
+            Listing::AllowedEvents => include_str!("sql/moderation/list_allowed_events.sql"),
             Listing::EventsNeedingModeration => include_str!("sql/moderation/list_events_needing_moderation.sql"),
             Listing::BlockedIps => include_str!("sql/moderation/list_blocked_ips.sql"),
         };
@@ -115,10 +120,15 @@ impl Db {
             .collect()
     }
 
-    /// The kinds on the allow list, ascending.
-    pub async fn allowed_kinds(&self) -> Result<Vec<i32>, DbError> {
+    /// The kinds on the allow list (`allowed`) or always refused, ascending.
+    pub async fn kinds(&self, allowed: bool) -> Result<Vec<i32>, DbError> {
+        let sql = if allowed {
+            include_str!("sql/moderation/list_allowed_kinds.sql")
+        } else {
+            include_str!("sql/moderation/list_disallowed_kinds.sql")
+        };
         let conn = self.get().await?;
-        let rows = conn.query(LIST_ALLOWED_KINDS, &[]).await?;
+        let rows = conn.query(sql, &[]).await?;
         rows.iter()
             .filter_map(|row| row.try_get::<_, Option<i32>>(0).map_err(proto).transpose())
             .collect()

@@ -17,7 +17,7 @@ pub const MAX_DESCRIPTION: usize = 10_000;
 pub const MAX_ICON: usize = 2000;
 
 /// Every method this relay answers, as `supportedmethods` lists them.
-pub const METHODS: [&str; 20] = [
+pub const METHODS: [&str; 24] = [
     "supportedmethods",
     "banpubkey",
     "unbanpubkey",
@@ -27,14 +27,18 @@ pub const METHODS: [&str; 20] = [
     "listallowedpubkeys",
     "listeventsneedingmoderation",
     "allowevent",
+    "unallowevent",
     "banevent",
+    "unbanevent",
     "listbannedevents",
+    "listallowedevents",
     "changerelayname",
     "changerelaydescription",
     "changerelayicon",
     "allowkind",
     "disallowkind",
     "listallowedkinds",
+    "listdisallowedkinds",
     "blockip",
     "unblockip",
     "listblockedips",
@@ -84,11 +88,18 @@ pub enum Call {
         id: String,
         reason: Option<String>,
     },
+    UnallowEvent {
+        id: String,
+    },
     BanEvent {
         id: String,
         reason: Option<String>,
     },
+    UnbanEvent {
+        id: String,
+    },
     ListBannedEvents,
+    ListAllowedEvents,
     /// `None` clears the field: the configured value shows again.
     ChangeRelayInfo {
         field: InfoField,
@@ -97,6 +108,7 @@ pub enum Call {
     AllowKind(i32),
     DisallowKind(i32),
     ListAllowedKinds,
+    ListDisallowedKinds,
     /// An address or a network, in its canonical text form.
     BlockIp {
         ip: String,
@@ -169,13 +181,27 @@ impl Call {
                 id: p.hex32(0, "event id")?,
                 reason: p.reason(1)?,
             },
+            "unallowevent" => {
+                p.at_most(2)?;
+                Call::UnallowEvent {
+                    id: p.hex32(0, "event id")?,
+                }
+            }
+            "unbanevent" => {
+                p.at_most(2)?;
+                Call::UnbanEvent {
+                    id: p.hex32(0, "event id")?,
+                }
+            }
             "listbannedevents" => p.none(Call::ListBannedEvents)?,
+            "listallowedevents" => p.none(Call::ListAllowedEvents)?,
             "changerelayname" => p.info(InfoField::Name, MAX_NAME)?,
             "changerelaydescription" => p.info(InfoField::Description, MAX_DESCRIPTION)?,
             "changerelayicon" => p.info(InfoField::Icon, MAX_ICON)?,
             "allowkind" => Call::AllowKind(p.kind()?),
             "disallowkind" => Call::DisallowKind(p.kind()?),
             "listallowedkinds" => p.none(Call::ListAllowedKinds)?,
+            "listdisallowedkinds" => p.none(Call::ListDisallowedKinds)?,
             "blockip" => Call::BlockIp {
                 ip: p.ip()?,
                 reason: p.reason(1)?,
@@ -384,7 +410,8 @@ mod tests {
         );
         for m in METHODS {
             let params = match m {
-                "banpubkey" | "unbanpubkey" | "allowpubkey" | "unallowpubkey" | "allowevent" | "banevent" => {
+                "banpubkey" | "unbanpubkey" | "allowpubkey" | "unallowpubkey" | "allowevent" | "unallowevent"
+                | "banevent" | "unbanevent" => {
                     json!([PK])
                 }
                 "allowkind" | "disallowkind" => json!([1]),

@@ -1,0 +1,1 @@
+SELECT id, reason FROM nostr.list_allowed_events()

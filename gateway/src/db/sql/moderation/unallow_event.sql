@@ -1,0 +1,1 @@
+SELECT nostr.unallow_event($1::text)

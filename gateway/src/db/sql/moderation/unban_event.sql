@@ -1,0 +1,1 @@
+SELECT nostr.unban_event($1::text)
