@@ -80,6 +80,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shadow_answers_are_recognised_and_are_no_prefix() {
+        assert!(is_shadow("shadow: quietly dropped"));
+        assert!(is_shadow("shadow: "));
+        assert!(!is_shadow(""));
+        assert!(!is_shadow("blocked: shadow: no"));
+        assert!(!is_shadow("shadowy: x"));
+        assert_eq!(Prefix::of_message("shadow: x"), None);
+    }
+
+    #[test]
     fn formats_and_recognises_prefixes() {
         assert_eq!(Prefix::RateLimited.with("slow down"), "rate-limited: slow down");
         assert_eq!(

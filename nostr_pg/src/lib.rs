@@ -86,6 +86,8 @@ extension_sql_file!(
 
 // Grants and revokes, once every object they name exists.
 extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
+// A comment on every object, after all of them (and the grants) exist.
+extension_sql_file!("../../sql/comments.sql", name = "comments", requires = ["privileges"]);
 
 #[allow(non_snake_case)]
 #[pg_guard]
@@ -99,6 +101,8 @@ pub extern "C-unwind" fn _PG_init() {
 
 #[cfg(any(test, feature = "pg_test"))]
 mod bounds_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod comments_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod housekeeping_tests;
 #[cfg(any(test, feature = "pg_test"))]

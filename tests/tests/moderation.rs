@@ -150,3 +150,45 @@ async fn a_shadow_rejected_event_is_answered_ok_and_never_seen() {
     let stored = p.req("stored", &[json!({"kinds": [1]})]).await.expect("req");
     assert_eq!(ids(&stored), vec![id(&loud)]);
 }
+
+#[tokio::test]
+async fn imports_obey_moderation_and_count_shadowed_lines() {
+    let db = TestDb::new("moderation_import").await;
+    let admin = db.client().await;
+    let banned = Keys::from_seed("e2e-import-banned");
+    let fine = Keys::from_seed("e2e-import-fine");
+    admin
+        .execute("SELECT nostr.ban_pubkey($1)", &[&hex::encode(&banned.pubkey())])
+        .await
+        .expect("ban_pubkey");
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.quiet(e nostr.nostr_event, auth text, addr inet) RETURNS text
+             LANGUAGE sql AS $$ SELECT CASE WHEN nostr.content(e) = 'shh' THEN 'shadow' END $$;
+             ALTER DATABASE {} SET nostr.write_policy = 'public.quiet'",
+            db.name
+        ))
+        .await
+        .expect("install the policy");
+    let lines = [
+        banned.sign(now(), 1, vec![], "from a banned author"),
+        fine.sign(now(), 1, vec![], "kept"),
+        fine.sign(now(), 1, vec![], "shh"),
+    ]
+    .iter()
+    .map(|e| e.canonical_json() + "\n")
+    .collect::<String>();
+    let out = e2e::admin::import(&db.url, &["-"], Some(lines.as_bytes())).await;
+    assert_eq!(
+        (out.count("accepted"), out.count("blocked"), out.count("shadow")),
+        (1, 1, 1),
+        "{:?}",
+        out
+    );
+    let stored: i64 = admin
+        .query_one("SELECT count(*) FROM nostr.events", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(stored, 1);
+}
