@@ -124,6 +124,19 @@ fn present(client: &mut SpiClient<'_>) -> SpiResult<Present> {
     Ok(present)
 }
 
+/// One statement for every probe (a round trip through SPI costs more than
+/// an index probe): each is guarded by whether its table has rows
+/// ($1..$6, in the order of [`TABLES`]), and an `AND` whose left side is
+/// false never runs its subquery. The answer names the first refusal.
+const PROBE: &str = "SELECT CASE
+    WHEN $3 AND EXISTS (SELECT 1 FROM nostr.banned_events WHERE id = $7) THEN 'event'
+    WHEN $1 AND EXISTS (SELECT 1 FROM nostr.banned_pubkeys WHERE pubkey = $8) THEN 'pubkey'
+    WHEN $2 AND NOT EXISTS (SELECT 1 FROM nostr.allowed_pubkeys WHERE pubkey = $8) THEN 'unlisted'
+    WHEN $5 AND EXISTS (SELECT 1 FROM nostr.disallowed_kinds WHERE kind = $9) THEN 'kind'
+    WHEN $4 AND NOT EXISTS (SELECT 1 FROM nostr.allowed_kinds WHERE kind = $9) THEN 'kind'
+    WHEN $6 AND $10::inet IS NOT NULL AND EXISTS (SELECT 1 FROM nostr.blocked_ips WHERE ip >>= $10::inet) THEN 'address'
+END";
+
 /// Refuses `event` (`blocked:`) if moderation forbids it: a banned event or
 /// author, an author missing from a non-empty allow list, a disallowed kind
 /// or one missing from a non-empty kind allow list, or a client address
@@ -133,71 +146,29 @@ pub fn check(client: &mut SpiClient<'_>, event: &Event, addr: Option<&str>) -> S
     if !present.any() {
         return Ok(Ok(()));
     }
-    let [banned_pubkeys, allowed_pubkeys, banned_events, allowed_kinds, disallowed_kinds, blocked_ips] =
-        present.has_rows;
+    let bool_ = oid::<bool>();
     let b = oid::<Vec<u8>>();
-    let i4 = oid::<i32>();
     let kind = i32::from(event.kind);
-    let mut found = |sql: &str, types: &[pgrx::PgOid], args: &[pgrx::datum::DatumWithOid<'_>]| {
-        run(client, sql, types, args).map(|rows| !rows.is_empty())
-    };
-    if banned_events
-        && found(
-            "SELECT 1 FROM nostr.banned_events WHERE id = $1",
-            &[b],
-            &[event.id.to_vec().into()],
-        )?
-    {
-        return Ok(Err(Reject::Blocked("this event is banned from this relay".into())));
-    }
-    let pubkey = || -> pgrx::datum::DatumWithOid<'static> { event.pubkey.to_vec().into() };
-    if banned_pubkeys
-        && found(
-            "SELECT 1 FROM nostr.banned_pubkeys WHERE pubkey = $1",
-            &[b],
-            &[pubkey()],
-        )?
-    {
-        return Ok(Err(Reject::Blocked("this pubkey is banned from this relay".into())));
-    }
-    if allowed_pubkeys
-        && !found(
-            "SELECT 1 FROM nostr.allowed_pubkeys WHERE pubkey = $1",
-            &[b],
-            &[pubkey()],
-        )?
-    {
-        return Ok(Err(Reject::Blocked(format!(
+    let mut types = vec![bool_; TABLES.len()];
+    types.extend([b, b, oid::<i32>(), oid::<String>()]);
+    let mut args: Vec<pgrx::datum::DatumWithOid<'_>> = present.has_rows.iter().map(|has| (*has).into()).collect();
+    args.extend([
+        event.id.to_vec().into(),
+        event.pubkey.to_vec().into(),
+        kind.into(),
+        addr.map(str::to_owned).into(),
+    ]);
+    let refused = run(client, PROBE, &types, &args)?.first().get_one::<String>()?;
+    let detail = match refused.as_deref() {
+        None => return Ok(Ok(())),
+        Some("event") => "this event is banned from this relay".to_owned(),
+        Some("pubkey") => "this pubkey is banned from this relay".to_owned(),
+        Some("unlisted") => format!(
             "pubkey {} is not on this relay's allow list",
             hex::encode(&event.pubkey)
-        ))));
-    }
-    let kind_refused = (disallowed_kinds
-        && found(
-            "SELECT 1 FROM nostr.disallowed_kinds WHERE kind = $1",
-            &[i4],
-            &[kind.into()],
-        )?)
-        || (allowed_kinds
-            && !found(
-                "SELECT 1 FROM nostr.allowed_kinds WHERE kind = $1",
-                &[i4],
-                &[kind.into()],
-            )?);
-    if kind_refused {
-        return Ok(Err(Reject::Blocked(format!(
-            "kind {kind} is not accepted by this relay"
-        ))));
-    }
-    if let Some(addr) = addr.filter(|_| blocked_ips) {
-        let t = oid::<String>();
-        if found(
-            "SELECT 1 FROM nostr.blocked_ips WHERE ip >>= $1::inet",
-            &[t],
-            &[addr.to_owned().into()],
-        )? {
-            return Ok(Err(Reject::Blocked("your address is blocked from this relay".into())));
-        }
-    }
-    Ok(Ok(()))
+        ),
+        Some("kind") => format!("kind {kind} is not accepted by this relay"),
+        Some(_) => "your address is blocked from this relay".to_owned(),
+    };
+    Ok(Err(Reject::Blocked(detail)))
 }

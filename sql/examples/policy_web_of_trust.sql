@@ -8,7 +8,7 @@
 --
 --   psql -d nostr -v admins=HEX[,HEX...] -f sql/examples/policy_web_of_trust.sql
 --
--- Each event costs one probe of the contact-list index per admin. When an
+-- Each event costs two index probes per admin. When an
 -- admin follows someone new, that author may publish from then on; one
 -- unfollowed may not, but what was stored stays. As with policy_kinds.sql,
 -- sessions opened before keep the old setting.
@@ -26,22 +26,26 @@ INSERT INTO nostr_policy.admins
 SELECT DISTINCT decode(lower(trim(h)), 'hex') FROM unnest(string_to_array(:'admins', ',')) AS h;
 COMMIT;
 
--- nostr.events keeps tags as 'p:<hex>' index keys, and a contact list
--- (replaceable, kind 3) is the one row of its author with d_key ''. Inside
--- the join the argument is named in full: nostr.events has a column `event`,
--- and in SQL functions a column wins over an argument of the same name.
+-- A contact list (replaceable, kind 3) is the one row of its author with
+-- d_key ''; whether it names the author is one probe of nostr.event_tags
+-- (tag 'p:<hex>', kind, created_at, id), which never reads the list itself
+-- (thousands of tags, stored out of line: reading it for every event cost
+-- a third to a half of ingest in tests/bench/policy_cost.sh).
+-- PL/pgSQL, without SECURITY DEFINER, for the reasons policy_kinds.sql gives.
 CREATE OR REPLACE FUNCTION nostr_policy.followed_by_admins(event nostr.nostr_event, auth_pubkey text, client_addr inet)
-RETURNS text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE
-        WHEN EXISTS (SELECT 1 FROM nostr_policy.admins a WHERE a.pubkey = decode(nostr.pubkey(event), 'hex'))
-            THEN NULL
-        WHEN EXISTS (SELECT 1 FROM nostr_policy.admins a
-                     JOIN nostr.events c ON c.pubkey = a.pubkey AND c.kind = 3 AND c.d_key = ''
-                     WHERE c.tags @> ARRAY['p:' || nostr.pubkey(followed_by_admins.event)])
-            THEN NULL
-        ELSE 'restricted: only authors the admins of this relay follow may publish here'
-    END
-$$;
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    author text := nostr.pubkey(event);
+BEGIN
+    IF EXISTS (SELECT 1 FROM nostr_policy.admins a WHERE a.pubkey = decode(author, 'hex'))
+       OR EXISTS (SELECT 1 FROM nostr_policy.admins a
+                  JOIN nostr.events c ON c.pubkey = a.pubkey AND c.kind = 3 AND c.d_key = ''
+                  JOIN nostr.event_tags t ON t.tag = 'p:' || author AND t.kind = 3
+                                         AND t.created_at = c.created_at AND t.id = c.id) THEN
+        RETURN NULL;
+    END IF;
+    RETURN 'restricted: only authors the admins of this relay follow may publish here';
+END $$;
 
 ALTER DATABASE :"DBNAME" SET nostr.write_policy = 'nostr_policy.followed_by_admins';
 SELECT 'nostr_policy.followed_by_admins trusts ' || count(*) || ' admin(s)' FROM nostr_policy.admins;

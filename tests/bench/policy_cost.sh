@@ -41,7 +41,7 @@ admin_url=${url%/*}/postgres
 psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
 
 file=$work/events.jsonl
-"$bin/gen_events" --count "$events" --seed policy-cost --out "$file" >&2
+"$bin/gen_events" --count "$events" --seed 14 --out "$file" >&2
 kinds=$(grep -o '"kind":[0-9]*' "$file" | cut -d: -f2 | sort -un | paste -sd,)
 grep -o '"pubkey":"[0-9a-f]*"' "$file" | cut -d'"' -f4 | sort -u >"$work/authors.txt"
 "$bin/sign_contacts" --seed policy-cost-admin <"$work/authors.txt" >"$work/contacts.json"
@@ -58,7 +58,7 @@ setup() {
     case $2 in
     none) ;;
     moderation)
-        "${psql[@]}" -d "$db" <<'SQL'
+        "${psql[@]}" -d "$db" >/dev/null <<'SQL'
 SELECT count(nostr.ban_pubkey(encode(sha256(('pk' || i)::bytea), 'hex'), 'bench')) FROM generate_series(1, 1000) i;
 SELECT count(nostr.ban_event(encode(sha256(('ev' || i)::bytea), 'hex'), 'bench')) FROM generate_series(1, 1000) i;
 SELECT count(nostr.block_ip(('10.' || i || '.0.0/16')::inet)) FROM generate_series(0, 99) i;
@@ -67,10 +67,14 @@ SQL
         ;;
     kinds) "${psql[@]}" -d "$db" -v kinds="$kinds" -f "$REPO/sql/examples/policy_kinds.sql" >/dev/null ;;
     wot)
-        "${psql[@]}" -d "$db" -v ev="$(cat "$work/contacts.json")" \
-            -c "SELECT accepted FROM nostr.publish(:'ev')" >/dev/null
+        # The contact list is too long for a command-line argument.
         local admin
-        admin=$("${psql[@]}" -At -d "$db" -v ev="$(cat "$work/contacts.json")" -c "SELECT nostr.pubkey(:'ev'::nostr.nostr_event)")
+        admin=$("${psql[@]}" -At -d "$db" -v f="$work/contacts.json" <<'SQL'
+SET nostr.max_event_bytes = 16777216;
+SELECT nostr.pubkey(event::nostr.nostr_event) FROM trim(pg_read_file(:'f')) AS event, nostr.publish(event) p WHERE p.accepted;
+SQL
+)
+        [ -n "$admin" ] || die "the admin's contact list was not accepted"
         "${psql[@]}" -d "$db" -v admins="$admin" -f "$REPO/sql/examples/policy_web_of_trust.sql" >/dev/null
         ;;
     esac
