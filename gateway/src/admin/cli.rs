@@ -439,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_both_commands() {
+    fn parses_every_command() {
         let cli = parse(&[
             "nostr-pg-admin",
             "--database-url",
@@ -462,6 +462,22 @@ mod tests {
             cli.command,
             Command::Export(ExportArgs { order: Order::Seq, .. })
         ));
+        let cli = parse(&["nostr-pg-admin", "sync", "wss://r", "--dir", "down", "--json"]);
+        assert!(matches!(
+            cli.command,
+            Command::Sync(SyncArgs {
+                dir: Direction::Down,
+                json: true,
+                ..
+            })
+        ));
+        let cli = parse(&["nostr-pg-admin", "mirror", "ws://a", "ws://b", "--since-margin", "0"]);
+        assert!(matches!(&cli.command, Command::Mirror(m) if m.urls.len() == 2 && m.since_margin == 0));
+        assert!(
+            AdminCli::try_parse_from(["nostr-pg-admin", "mirror"]).is_err(),
+            "needs a URL"
+        );
+        assert!(AdminCli::try_parse_from(["nostr-pg-admin", "sync", "ws://a", "--dir", "sideways"]).is_err());
         assert!(AdminCli::try_parse_from(["nostr-pg-admin", "import", "-", "--batch", "0"]).is_err());
         assert!(AdminCli::try_parse_from(["nostr-pg-admin", "export", "--order", "oldest"]).is_err());
     }

@@ -10,6 +10,8 @@ use crate::db::tls::Target;
 const CREATE: &str = include_str!("sql/mirror_cursors.sql");
 const SAVE: &str = include_str!("sql/mirror_cursor_save.sql");
 const LOAD: &str = "SELECT last_created_at FROM nostr_mirror.cursors WHERE upstream = $1 AND filter = $2";
+/// As the tool's pooled connections call themselves.
+const APPLICATION_NAME: &str = "nostr_pg_admin";
 const EXISTS: &str = "SELECT to_regclass('nostr_mirror.cursors') IS NOT NULL";
 
 pub struct Cursors {
@@ -27,7 +29,8 @@ impl Cursors {
     /// Connects and creates the table if it is missing (which needs the
     /// CREATE privilege on the database once; an existing table does not).
     pub async fn open(url: &str) -> Result<Cursors, String> {
-        let target = Target::parse(url).map_err(|e| e.to_string())?;
+        let mut target = Target::parse(url).map_err(|e| e.to_string())?;
+        target.config.application_name(APPLICATION_NAME);
         let (client, connection) = target.connect().await.map_err(|e| format!("database: {e}"))?;
         let driver = tokio::spawn(async move {
             if let Err(e) = connection.await {
