@@ -383,7 +383,7 @@ async fn garbage_relay(stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> String {
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
                     i += 1;
-                    if i % 256 == 0 {
+                    if i.is_multiple_of(256) {
                         tokio::task::yield_now().await;
                     }
                 }
