@@ -59,15 +59,20 @@ impl Reserve<'_> {
     /// Whether `n` records are covered, reserving more if needed.
     fn cover(&mut self, n: usize) -> bool {
         let Some(budget) = self.budget else { return true };
-        while self.count < n {
-            let Ok(more) = Arc::clone(budget).try_acquire_many_owned(RESERVE_CHUNK) else {
-                return false;
-            };
-            match &mut self.held {
-                Some(held) => held.merge(more),
-                None => self.held = Some(more),
-            }
-            self.count += RESERVE_CHUNK as usize;
+        if self.count >= n {
+            return true;
+        }
+        // A chunk at a time; near the end of the budget, exactly what is
+        // missing (the surplus of a chunk goes back at the end anyway).
+        let missing = u32::try_from(n - self.count).unwrap_or(u32::MAX);
+        let more = Arc::clone(budget)
+            .try_acquire_many_owned(RESERVE_CHUNK.max(missing))
+            .or_else(|_| Arc::clone(budget).try_acquire_many_owned(missing));
+        let Ok(more) = more else { return false };
+        self.count += more.num_permits();
+        match &mut self.held {
+            Some(held) => held.merge(more),
+            None => self.held = Some(more),
         }
         true
     }
