@@ -189,7 +189,7 @@ async fn an_idle_reconciliation_is_closed_and_gives_its_records_back() {
         .await
         .expect("publish_batch");
     let config = ConfigFile::new(
-        "[limits]\nmax_negentropy_records = 10\nmax_negentropy_records_total = 8\nnegentropy_idle_seconds = 1\n",
+        "[limits]\nmax_negentropy_records = 8\nmax_negentropy_records_total = 8\nnegentropy_idle_seconds = 1\n",
     );
     let gw = Gateway::start(&db.url, &["--config", &config.arg()]).await;
     let mut ws = RawClient::connect(&gw.url).await;

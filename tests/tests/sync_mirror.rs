@@ -329,6 +329,7 @@ async fn mirror_stores_overlapping_events_once_and_survives_kill_9() {
     publisher.await.expect("publisher");
     wait_for_count(&c, 260).await;
     let out = stop(second).await;
+    eprintln!("after the restart: {}", out.summary);
     // Every event once, nothing else.
     assert_eq!(stored_ids(&c).await, ids(&all));
     assert_eq!(e2e::stored_count(&c).await, 260);
@@ -413,6 +414,7 @@ async fn mirror_keeps_storing_while_another_upstream_floods_garbage() {
     wait_for_count(&c, 60).await;
     stop_flood.store(true, Ordering::Relaxed);
     let out = stop(child).await;
+    eprintln!("flood: {}", out.summary);
     assert_eq!(stored_ids(&c).await, ids(&events), "the good events, nothing forged");
     let g = upstream(&out.summary, &good.url);
     assert_eq!(n(&g["accepted"]), 60, "{}", out.summary);
