@@ -5,7 +5,7 @@
 //! both sides and count what they moved; a mirror of two relays with
 //! overlapping events stores each once, survives `kill -9` mid-stream
 //! without losing any, and keeps storing from a good upstream while another
-//! floods it with garbage.
+//! floods it with garbage; SIGINT stops a sync with its summary.
 // Test helpers expect freely: a failed expectation is a failed test (the
 // workspace's expect_used lint is for code clients and the database reach).
 #![allow(clippy::expect_used)]
@@ -427,4 +427,48 @@ async fn mirror_keeps_storing_while_another_upstream_floods_garbage() {
         "{}",
         out.summary
     );
+}
+
+/// A relay that takes the connection and never answers; the first text
+/// frame it gets goes to `got`.
+async fn silent_relay(got: tokio::sync::mpsc::Sender<String>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else { return };
+        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+            return;
+        };
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Text(t) = msg {
+                let _ = got.try_send(t.as_str().to_owned());
+            }
+        }
+    });
+    format!("ws://{addr}")
+}
+
+#[tokio::test]
+async fn sigint_stops_a_sync_with_a_summary() {
+    let db = TestDb::new("sync_sigint").await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let url = silent_relay(tx).await;
+    let child = admin::spawn(&db.url, &["sync", &url, "--json"]);
+    let first = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("the sync's first message in time")
+        .expect("a message");
+    assert!(first.starts_with(r#"["NEG-OPEN","#), "{first}");
+    let pid = child.id().expect("pid");
+    let sent = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let out = admin::finish(child).await;
+    assert!(sent.elapsed() < Duration::from_secs(10), "took {:?}", sent.elapsed());
+    assert_eq!(out.status.code(), Some(130), "{}", out.stderr);
+    assert_eq!(out.summary["status"], "interrupted", "{}", out.summary);
+    assert!(out.stderr.contains("sync interrupted with"), "{}", out.stderr);
 }
