@@ -1,15 +1,22 @@
-//! NIP-77 set reconciliation, the relay's side: one [`NegSession`] per open
-//! `NEG-OPEN`, holding the (created_at, id) items of the stored events that
-//! match its filter, answering each client message with the next one
-//! (negentropy protocol version 1, through the `negentropy` crate).
+//! NIP-77 set reconciliation: [`SortedItems`], the compact item storage
+//! both sides use, and [`NegSession`], the relay's side of one open
+//! `NEG-OPEN` (negentropy protocol version 1, through the `negentropy`
+//! crate). `nostr-pg-admin sync` is the initiator over the same storage.
 //!
-//! The items of a session are held in memory for its life (40 bytes each,
-//! at most `limits.max_negentropy_records`, which is what NEG-ERR `blocked:`
-//! answers past); the database is read once, at NEG-OPEN.
+//! The protocol looks items up by position and by bound, so a session needs
+//! all of its (created_at, id) items at hand: they are held as one vector of
+//! 40-byte [`Item`]s (8 bytes of time, 32 of id; nothing else per item),
+//! filled while the rows stream in from the database in REQ's order
+//! (`created_at DESC, id`, the order of the `events_created_idx` index, so
+//! PostgreSQL needs no sort) and turned into the protocol's ascending order
+//! in place when the last row is in ([`ItemsBuilder`]): no sort, no second
+//! copy, and no tokio-postgres rows kept. The cap (`blocked:` past
+//! `limits.max_negentropy_records`) is checked before each row is taken, so
+//! nothing past it is read.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
 use thiserror::Error;
 
 /// Largest message the relay sends, in bytes before hex encoding: twice
@@ -27,9 +34,134 @@ pub enum NegError {
     Panicked,
 }
 
+/// Bytes one item takes in [`SortedItems`].
+pub const ITEM_BYTES: usize = std::mem::size_of::<Item>();
+
+/// (created_at, id) items in ascending order, deduplicated: the storage
+/// negentropy reconciles over.
+#[derive(Debug, Default, Clone)]
+pub struct SortedItems {
+    items: Vec<Item>,
+}
+
+impl SortedItems {
+    /// From items in any order (sorted here).
+    pub fn from_unsorted(items: impl IntoIterator<Item = (u64, [u8; 32])>) -> SortedItems {
+        let mut items: Vec<Item> = items.into_iter().map(|(t, id)| item(t, id)).collect();
+        items.sort_unstable();
+        items.dedup();
+        SortedItems { items }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+fn item(timestamp: u64, id: [u8; 32]) -> Item {
+    Item {
+        timestamp,
+        id: Id::from_byte_array(id),
+    }
+}
+
+/// Collects items arriving newest first (`created_at DESC`, ties by
+/// ascending id: REQ's order and that of the database's index) and turns
+/// them into [`SortedItems`] in place.
+#[derive(Debug, Default)]
+pub struct ItemsBuilder {
+    items: Vec<Item>,
+    /// Whether every item so far came in the promised order.
+    ordered: bool,
+}
+
+impl ItemsBuilder {
+    pub fn new() -> ItemsBuilder {
+        ItemsBuilder {
+            items: Vec::new(),
+            ordered: true,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn push(&mut self, created_at: u64, id: [u8; 32]) {
+        let next = item(created_at, id);
+        if let Some(last) = self.items.last() {
+            let in_order = last.timestamp > next.timestamp || (last.timestamp == next.timestamp && last.id < next.id);
+            self.ordered &= in_order;
+        }
+        self.items.push(next);
+    }
+
+    /// Ascending (created_at, id). Reversing the whole vector leaves ties
+    /// in descending id order; reversing each run of one timestamp fixes
+    /// that. Items that did not come in order (they should) are sorted.
+    pub fn finish(mut self) -> SortedItems {
+        let mut items = std::mem::take(&mut self.items);
+        if self.ordered {
+            items.reverse();
+            let mut start = 0;
+            while start < items.len() {
+                let t = items[start].timestamp;
+                let len = items[start..].iter().take_while(|i| i.timestamp == t).count();
+                items[start..start + len].reverse();
+                start += len;
+            }
+        } else {
+            items.sort_unstable();
+            items.dedup();
+        }
+        items.shrink_to_fit();
+        SortedItems { items }
+    }
+}
+
+impl NegentropyStorageBase for SortedItems {
+    fn size(&self) -> Result<usize, negentropy::Error> {
+        Ok(self.items.len())
+    }
+
+    fn get_item(&self, i: usize) -> Result<Option<Item>, negentropy::Error> {
+        Ok(self.items.get(i).copied())
+    }
+
+    fn iterate(
+        &self,
+        begin: usize,
+        end: usize,
+        cb: &mut dyn FnMut(Item, usize) -> Result<bool, negentropy::Error>,
+    ) -> Result<(), negentropy::Error> {
+        let slice = self.items.get(begin..end).ok_or(negentropy::Error::BadRange)?;
+        for (i, item) in slice.iter().enumerate() {
+            if !cb(*item, begin + i)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn find_lower_bound(&self, first: usize, last: usize, value: &Bound) -> usize {
+        match self.items.get(first..last) {
+            Some(slice) => first + slice.partition_point(|i| *i < value.item),
+            None => first,
+        }
+    }
+}
+
 /// One reconciliation in progress.
 pub struct NegSession {
-    inner: Negentropy<'static, NegentropyStorageVector>,
+    inner: Negentropy<'static, SortedItems>,
 }
 
 impl std::fmt::Debug for NegSession {
@@ -39,14 +171,9 @@ impl std::fmt::Debug for NegSession {
 }
 
 impl NegSession {
-    /// A session over `items` (created_at, id), in any order.
-    pub fn new(items: impl IntoIterator<Item = (u64, [u8; 32])>) -> Result<NegSession, NegError> {
-        let mut storage = NegentropyStorageVector::new();
-        for (created_at, id) in items {
-            storage.insert(created_at, Id::from_byte_array(id)).map_err(protocol)?;
-        }
-        storage.seal().map_err(protocol)?;
-        let inner = Negentropy::owned(storage, FRAME_SIZE_LIMIT).map_err(protocol)?;
+    /// A session over `items`.
+    pub fn new(items: SortedItems) -> Result<NegSession, NegError> {
+        let inner = Negentropy::owned(items, FRAME_SIZE_LIMIT).map_err(protocol)?;
         Ok(NegSession { inner })
     }
 
@@ -64,13 +191,14 @@ impl NegSession {
     }
 }
 
-fn protocol(e: negentropy::Error) -> NegError {
+pub fn protocol(e: negentropy::Error) -> NegError {
     NegError::Protocol(e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use negentropy::NegentropyStorageVector;
 
     fn id(n: u8) -> [u8; 32] {
         [n; 32]
@@ -81,7 +209,7 @@ mod tests {
     #[test]
     fn reconciles_with_an_initiator() {
         let relay_items: Vec<(u64, [u8; 32])> = (0..200u8).map(|n| (1000 + u64::from(n), id(n))).collect();
-        let mut relay = NegSession::new(relay_items).unwrap_or_else(|e| panic!("{e}"));
+        let mut relay = NegSession::new(SortedItems::from_unsorted(relay_items)).unwrap_or_else(|e| panic!("{e}"));
         let mut client_storage = NegentropyStorageVector::new();
         for n in 100..250u8 {
             client_storage
@@ -110,10 +238,35 @@ mod tests {
         assert_eq!(need.len(), 100);
     }
 
+    /// Newest first with ascending ids in ties, as the database sends them,
+    /// ends ascending; so does an out-of-order feed.
+    #[test]
+    fn the_builder_turns_newest_first_into_ascending() {
+        let mut want: Vec<(u64, [u8; 32])> = Vec::new();
+        for t in [5u64, 5, 5, 7, 9, 9, 12] {
+            want.push((t, id(want.len() as u8)));
+        }
+        let mut b = ItemsBuilder::new();
+        let mut desc = want.clone();
+        desc.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (t, i) in &desc {
+            b.push(*t, *i);
+        }
+        let got = b.finish();
+        let as_pairs = |s: &SortedItems| s.items.iter().map(|i| (i.timestamp, *i.id)).collect::<Vec<_>>();
+        assert_eq!(as_pairs(&got), want);
+        let mut b = ItemsBuilder::new();
+        for (t, i) in want.iter().rev().chain(want.iter()) {
+            b.push(*t, *i);
+        }
+        assert_eq!(as_pairs(&b.finish()), want, "sorted and deduplicated");
+        assert_eq!(ITEM_BYTES, 40);
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let items: Vec<(u64, [u8; 32])> = (0..50u8).map(|n| (u64::from(n), id(n))).collect();
-        let mut s = NegSession::new(items).unwrap_or_else(|e| panic!("{e}"));
+        let mut s = NegSession::new(SortedItems::from_unsorted(items)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.reconcile("zz"), Err(NegError::Hex));
         assert!(s.reconcile("").is_err());
         assert!(s.reconcile("00").is_err());

@@ -42,7 +42,7 @@ pub enum QueryMsg {
         sub_id: Arc<str>,
         generation: u64,
         /// The session, and its share of the gateway's record budget.
-        session: Option<(Box<NegSession>, OwnedSemaphorePermit)>,
+        session: Option<(Box<NegSession>, Option<OwnedSemaphorePermit>)>,
         frame: String,
     },
     /// A reconciliation's idle timer went off.

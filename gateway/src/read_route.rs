@@ -1,4 +1,5 @@
-//! Which server answers a stored query (REQ, COUNT): a read replica when its
+//! Which server answers a stored query (REQ, COUNT, a NIP-77 NEG-OPEN's
+//! items): a read replica when its
 //! answer is as good as the primary's, the primary otherwise. Publishes, the
 //! LISTEN connection and `nostr.changes` reads always use the primary.
 //!
@@ -38,7 +39,10 @@
 //! replica reads land between a transaction's first replayed record and its
 //! commit and fall back; with few writes, nearly all are served by replicas.
 //! A COUNT has no live part: it needs only point 1, and `xmin` is a safe
-//! bound there (everything below it had finished when it read).
+//! bound there (everything below it had finished when it read). Nor has a
+//! NEG-OPEN: its items are judged like a COUNT (read in a repeatable-read
+//! transaction that reports its snapshot), so a reconciliation never misses
+//! an event this gateway answered `OK` for before it.
 //!
 //! The transit table is unlogged, so a standby cannot report its
 //! incarnation; a replica read carries the one the listener last checked in
@@ -55,9 +59,13 @@
 //! gateway committed moments before is covered only once this gateway has
 //! heard of that commit.)
 
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
 use crate::db::replicas::Replica;
 use crate::db::standby::ReplicaRead;
-use crate::db::{CancelSlot, DbError, Stored, INVALID_PARAMETER};
+use crate::db::{CancelSlot, DbError, NegQuery, NegRead, Stored, INVALID_PARAMETER};
 use crate::fanout::ReadFence;
 use crate::relay::Relay;
 use crate::snapshot::{ReadPoint, Snapshot};
@@ -216,6 +224,24 @@ pub async fn count(
         }
     }
     relay.db.count(filters, viewers, slot).await
+}
+
+/// A NEG-OPEN's items, their records reserved from `budget` while read
+/// (a replica's answer that cannot be used gives them back when dropped).
+pub async fn neg_items(relay: &Relay, q: &NegQuery<'_>, budget: &Arc<Semaphore>) -> Result<NegRead, DbError> {
+    if let Some(fence) = replica_fence(relay) {
+        let slot = CancelSlot::default();
+        let answer = on_replicas(relay, &fence, Need::Covering, &slot, |r| async move {
+            let (read, snapshot) = r.db.neg_items(q, Some(budget), true).await?;
+            let snapshot = snapshot.ok_or_else(|| DbError::Protocol("no snapshot from the replica".into()))?;
+            Ok(ReplicaRead { snapshot, answer: read })
+        })
+        .await?;
+        if let Some(read) = answer {
+            return Ok(read.answer);
+        }
+    }
+    Ok(relay.db.neg_items(q, Some(budget), false).await?.0)
 }
 
 #[cfg(test)]

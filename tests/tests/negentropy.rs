@@ -144,8 +144,8 @@ async fn neg_frames_the_relay_refuses() {
     );
 
     // The gateway's record budget: five held (the message asks about no
-    // range, so the answer is empty), a new NEG-OPEN reserves a
-    // whole cap (10) while it reads, and only 7 are left.
+    // range, so the answer is empty); a new NEG-OPEN reserves records as it
+    // reads them, and runs out at the 8th of its 25.
     let five_author = hex::encode(&CoreKeys::from_seed("neg-five").pubkey());
     ws.send(&json!(["NEG-OPEN", "five", {"authors": [five_author]}, "61"]))
         .await;
@@ -189,14 +189,18 @@ async fn an_idle_reconciliation_is_closed_and_gives_its_records_back() {
         .await
         .expect("publish_batch");
     let config = ConfigFile::new(
-        "[limits]\nmax_negentropy_records = 10\nmax_negentropy_records_total = 10\nnegentropy_idle_seconds = 1\n",
+        "[limits]\nmax_negentropy_records = 8\nmax_negentropy_records_total = 8\nnegentropy_idle_seconds = 1\n",
     );
     let gw = Gateway::start(&db.url, &["--config", &config.arg()]).await;
     let mut ws = RawClient::connect(&gw.url).await;
     ws.send(&json!(["NEG-OPEN", "idle", {"kinds": [1]}, "61"])).await;
     assert_eq!(ws.recv().await[0], "NEG-MSG");
-    // Holding five of ten: another NEG-OPEN cannot reserve a whole cap.
-    ws.send(&json!(["NEG-OPEN", "other", {"kinds": [7]}, "61"])).await;
+    // Holding five of eight: another reconciliation of the same five does
+    // not fit; one of nothing does.
+    ws.send(&json!(["NEG-OPEN", "empty", {"kinds": [7]}, "61"])).await;
+    assert_eq!(ws.recv().await, json!(["NEG-MSG", "empty", "61"]));
+    ws.send(&json!(["NEG-CLOSE", "empty"])).await;
+    ws.send(&json!(["NEG-OPEN", "other", {"kinds": [1]}, "61"])).await;
     let reply = ws.recv().await;
     assert!(reply[2].as_str().is_some_and(|m| m.starts_with("blocked: ")), "{reply}");
     // No NEG-MSG for a second: the relay ends it.
@@ -204,6 +208,6 @@ async fn an_idle_reconciliation_is_closed_and_gives_its_records_back() {
         ws.recv().await,
         json!(["NEG-ERR", "idle", "closed: no NEG-MSG for 1 s"])
     );
-    ws.send(&json!(["NEG-OPEN", "other", {"kinds": [7]}, "61"])).await;
+    ws.send(&json!(["NEG-OPEN", "other", {"kinds": [1]}, "61"])).await;
     assert_eq!(ws.recv().await, json!(["NEG-MSG", "other", "61"]));
 }

@@ -5,7 +5,8 @@
 //! so does each of many subscriptions made while two gateways write (the
 //! standby answering some, the primary the others); a standby past the lag
 //! limit, or one of two stopped in the middle of a loop of REQs (then the
-//! other too), leaves rotation with no REQ failing, and comes back. Each
+//! other too), leaves rotation with no REQ failing, and comes back; NIP-77
+//! items are read on the standby too, and on the primary when it lags. Each
 //! test makes a cluster of its own and standbys of it (`pg_basebackup -R`).
 // Test helpers expect freely: a failed expectation is a failed test (the
 // workspace's expect_used lint is for code clients and the database reach).
@@ -540,4 +541,73 @@ async fn subscriptions_made_while_two_gateways_write_get_each_event_once() {
         "{SUBS} REQs while writing: {answered} answered by the standby; primary: {}",
         why.join(", ")
     );
+}
+
+/// A NIP-77 reconciliation from an empty client set: the ids the relay
+/// says the client needs.
+async fn neg_need(c: &mut Client, sub: &str, filter: &Value) -> Vec<String> {
+    use negentropy::{Negentropy, NegentropyStorageVector};
+    let mut storage = NegentropyStorageVector::new();
+    storage.seal().expect("seal");
+    let mut neg = Negentropy::owned(storage, 0).expect("negentropy");
+    let first = neg.initiate().expect("initiate");
+    c.send(&json!(["NEG-OPEN", sub, filter, ::hex::encode(first)])).await;
+    let mut need = Vec::new();
+    loop {
+        let f = c.recv().await;
+        assert_eq!(f[0], "NEG-MSG", "{f}");
+        let bytes = ::hex::decode(f[2].as_str().expect("hex")).expect("hex");
+        let (mut have, mut missing) = (Vec::new(), Vec::new());
+        let next = neg
+            .reconcile_with_ids(&bytes, &mut have, &mut missing)
+            .expect("reconcile");
+        need.extend(missing.iter().map(|id| hex::encode(&**id)));
+        match next {
+            Some(msg) => c.send(&json!(["NEG-MSG", sub, ::hex::encode(msg)])).await,
+            None => break,
+        }
+    }
+    c.send(&json!(["NEG-CLOSE", sub])).await;
+    need
+}
+
+/// NIP-77 reads go where COUNT goes: a NEG-OPEN's items come from the
+/// standby when it has replayed what the gateway acknowledged, and from the
+/// primary (counted as `behind`) when it has not, so a reconciliation never
+/// misses an event the client was told OK about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negentropy_reads_on_the_replica_unless_it_is_behind() {
+    let s = Setup::new("replica-neg").await;
+    let keys = Keys::from_seed("replica-neg");
+    let tag = "replica-neg";
+    let filter = json!({"kinds": [1], "#t": [tag]});
+    let mut c = Client::connect(&s.gw.url).await;
+    let mut first = publish_n(&mut c, &keys, tag, 6, 0).await;
+    s.pause_replay().await;
+    // The NIP-77 item query (gateway/src/db/sql/neg_items.sql).
+    let pattern = "%SELECT created_at, id FROM nostr.events%";
+    let on_standby = calls(&s.standby.url, pattern).await;
+    let on_primary = calls(&s.primary.url, pattern).await;
+    let answered = s.replica_metric("nostr_gateway_replica_queries_total").await;
+    let need = neg_need(&mut c, "n1", &filter).await;
+    assert_eq!(sorted(need), sorted(first.clone()), "everything, from the standby");
+    assert_eq!(calls(&s.standby.url, pattern).await, on_standby + 1);
+    assert_eq!(
+        calls(&s.primary.url, pattern).await,
+        on_primary,
+        "the primary read no items"
+    );
+    assert_eq!(
+        s.replica_metric("nostr_gateway_replica_queries_total").await,
+        answered + 1.0
+    );
+
+    // The standby is paused: it lacks the new event, so the primary answers.
+    let behind = s.fallbacks("behind").await;
+    first.extend(publish_n(&mut c, &keys, tag, 1, 6).await);
+    let need = neg_need(&mut c, "n2", &filter).await;
+    assert_eq!(sorted(need), sorted(first), "the event just acknowledged is in");
+    assert_eq!(s.fallbacks("behind").await, behind + 1.0);
+    assert_eq!(calls(&s.primary.url, pattern).await, on_primary + 1);
+    s.resume_replay().await;
 }

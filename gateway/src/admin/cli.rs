@@ -3,10 +3,10 @@
 //!
 //! | exit | meaning |
 //! |---|---|
-//! | 0 | done (an import's refused lines are outcomes, not failures) |
-//! | 1 | failed: the input, the database or the output gave out |
+//! | 0 | done (refused events are outcomes, not failures); a mirror stopped by SIGINT or SIGTERM |
+//! | 1 | failed: the input, the database, the other relay or the output gave out |
 //! | 2 | bad arguments |
-//! | 130 | interrupted (SIGINT); an import prints its summary first |
+//! | 130 | interrupted (SIGINT); an import or sync prints its summary first |
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 
 use super::export::{self, ExportError, ExportOptions, Order};
 use super::import::{self, ImportOptions};
+use super::mirror::{self, MirrorEnd, MirrorOptions};
+use super::sync::{self, Direction, SyncOptions};
 use super::tally::End;
 use crate::config::{Config, DatabaseConfig};
 use crate::db::Db;
@@ -30,7 +32,7 @@ const APPLICATION_NAME: &str = "nostr_pg_admin";
 #[derive(Debug, Parser)]
 #[command(
     name = "nostr-pg-admin",
-    about = "nostr_pg operators' tool: import and export events through the relay's rules"
+    about = "nostr_pg operators' tool: import, export, NIP-77 sync and mirroring, through the relay's rules"
 )]
 pub struct AdminCli {
     /// PostgreSQL connection URL (env DATABASE_URL; sslmode and sslrootcert as for the gateway).
@@ -50,6 +52,77 @@ pub enum Command {
     Import(ImportArgs),
     /// Write the stored canonical events as JSON Lines to stdout.
     Export(ExportArgs),
+    /// Reconcile with another relay over NIP-77: fetch what we lack, send what it lacks.
+    /// Summary on stderr (with --json, also as JSON on stdout).
+    Sync(SyncArgs),
+    /// Store what several relays carry, live, resuming where each left off.
+    /// Runs until SIGINT or SIGTERM; per-relay counters on stderr.
+    Mirror(MirrorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The other relay, ws:// or wss://.
+    pub url: String,
+    /// One NIP-01 filter (JSON object): what to reconcile; everything by default.
+    #[arg(long, default_value = "{}")]
+    pub filter: String,
+    #[arg(long, value_enum, default_value_t = Direction::Both)]
+    pub dir: Direction,
+    /// The summary as JSON on stdout too.
+    #[arg(long)]
+    pub json: bool,
+    /// Ids per REQ when fetching (and events read here at a time when sending).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub ids_per_req: u32,
+    /// EVENTs sent and not yet answered with OK, at most.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub window: u32,
+    /// Events per publish_batch (at most nostr.max_batch).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// More of our events matching the filter is an error (40 bytes each in memory).
+    #[arg(long, default_value_t = 50_000_000)]
+    pub max_items: usize,
+    /// Seconds to wait for the relay's next message.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Refusals shown per direction.
+    #[arg(long, default_value_t = 5)]
+    pub samples: usize,
+    /// Seconds between progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = 10)]
+    pub progress_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// The upstream relays, ws:// or wss://.
+    #[arg(required = true)]
+    pub urls: Vec<String>,
+    /// One NIP-01 filter (JSON object): what to mirror; everything by default.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// On (re)subscribing, ask for events since the saved cursor minus this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub since_margin: i64,
+    /// Events queued per upstream before its reader waits.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue: u32,
+    /// Events per publish_batch.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// First reconnect delay in milliseconds (doubling up to --max-backoff-ms).
+    #[arg(long, default_value_t = 500)]
+    pub min_backoff_ms: u64,
+    #[arg(long, default_value_t = 60_000)]
+    pub max_backoff_ms: u64,
+    /// Seconds between summaries on stderr.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub summary_secs: u64,
+    /// The final summary as JSON on stdout too.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -120,25 +193,151 @@ pub async fn run(cli: AdminCli) -> u8 {
     match cli.command {
         Command::Import(args) => run_import(&url, args).await,
         Command::Export(args) => run_export(&url, args).await,
+        Command::Sync(args) => run_sync(&url, args).await,
+        Command::Mirror(args) => run_mirror(&url, args).await,
+    }
+}
+
+fn admin_db(url: &str, connections: usize) -> Result<Db, u8> {
+    let settings = DatabaseConfig {
+        pool_size: connections,
+        // A big batch on a busy server may take a while; a hung one should not
+        // hold the tool forever either.
+        statement_timeout_ms: 600_000,
+        acquire_timeout_ms: 600_000,
+        ..DatabaseConfig::default()
+    };
+    Db::named(url, settings, APPLICATION_NAME).map_err(|e| {
+        eprintln!("nostr-pg-admin: {e}");
+        EXIT_USAGE
+    })
+}
+
+/// Signals as messages on a channel, and the task forwarding them.
+fn watch_signals(terminate_too: bool) -> Result<(mpsc::Receiver<()>, Vec<tokio::task::JoinHandle<()>>), u8> {
+    let (tx, rx) = mpsc::channel(4);
+    let mut tasks = Vec::new();
+    match interrupts() {
+        Ok(stream) => tasks.push(tokio::spawn(forward_interrupts(stream, tx.clone()))),
+        Err(e) => {
+            eprintln!("nostr-pg-admin: cannot watch SIGINT: {e}");
+            return Err(EXIT_FAILED);
+        }
+    }
+    #[cfg(unix)]
+    if terminate_too {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(stream) => tasks.push(tokio::spawn(forward_interrupts(stream, tx))),
+            Err(e) => {
+                eprintln!("nostr-pg-admin: cannot watch SIGTERM: {e}");
+                return Err(EXIT_FAILED);
+            }
+        }
+    }
+    Ok((rx, tasks))
+}
+
+fn print_json(value: &serde_json::Value) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{value}").and_then(|()| stdout.flush()) {
+        eprintln!("nostr-pg-admin: cannot write the summary to stdout: {e}");
+    }
+}
+
+async fn run_sync(url: &str, args: SyncArgs) -> u8 {
+    if let Err(e) = nostr_pg_core::Filter::parse(&args.filter) {
+        eprintln!("nostr-pg-admin: --filter: {e}");
+        return EXIT_USAGE;
+    }
+    if let Err(e) = super::upstream::check_url(&args.url) {
+        eprintln!("nostr-pg-admin: {e}");
+        return EXIT_USAGE;
+    }
+    let db = match admin_db(url, 2) {
+        Ok(db) => db,
+        Err(code) => return code,
+    };
+    let (rx, signals) = match watch_signals(false) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let opts = SyncOptions {
+        url: args.url,
+        filter: args.filter,
+        direction: args.dir,
+        ids_per_req: args.ids_per_req as usize,
+        window: args.window as usize,
+        batch: args.batch as usize,
+        max_items: args.max_items,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        samples: args.samples,
+        progress_every: Duration::from_secs(args.progress_secs),
+    };
+    let report = sync::run(db, opts, rx).await;
+    signals.iter().for_each(|s| s.abort());
+    eprint!("{}", report.text());
+    if args.json {
+        print_json(&report.json());
+    }
+    match report.end {
+        End::Complete => 0,
+        End::Interrupted => EXIT_INTERRUPTED,
+        End::Failed(_) => EXIT_FAILED,
+    }
+}
+
+async fn run_mirror(url: &str, args: MirrorArgs) -> u8 {
+    if let Err(e) = mirror::parse_filter(args.filter.as_deref()) {
+        eprintln!("nostr-pg-admin: {e}");
+        return EXIT_USAGE;
+    }
+    for u in &args.urls {
+        if let Err(e) = super::upstream::check_url(u) {
+            eprintln!("nostr-pg-admin: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    // One connection per upstream's writer, so none waits for another's.
+    let db = match admin_db(url, args.urls.len() + 1) {
+        Ok(db) => db,
+        Err(code) => return code,
+    };
+    let (rx, signals) = match watch_signals(true) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let opts = MirrorOptions {
+        urls: args.urls,
+        database_url: url.to_owned(),
+        filter: args.filter,
+        since_margin: args.since_margin.max(0),
+        queue: args.queue as usize,
+        batch: args.batch as usize,
+        min_backoff: Duration::from_millis(args.min_backoff_ms.max(1)),
+        max_backoff: Duration::from_millis(args.max_backoff_ms.max(args.min_backoff_ms).max(1)),
+        summary_every: Duration::from_secs(args.summary_secs),
+    };
+    let report = mirror::run(db, opts, rx).await;
+    signals.iter().for_each(|s| s.abort());
+    eprint!("{}", report.text());
+    if args.json {
+        print_json(&report.json());
+    }
+    match report.end {
+        MirrorEnd::Stopped => 0,
+        MirrorEnd::Abandoned => EXIT_INTERRUPTED,
+        MirrorEnd::Failed(why) => {
+            eprintln!("nostr-pg-admin: mirror failed: {why}");
+            EXIT_FAILED
+        }
     }
 }
 
 async fn run_import(url: &str, args: ImportArgs) -> u8 {
     let connections = args.connections as usize;
-    let settings = DatabaseConfig {
-        pool_size: connections,
-        // A big batch on a busy server may take a while; a hung one should not
-        // hold the import forever either.
-        statement_timeout_ms: 600_000,
-        acquire_timeout_ms: 600_000,
-        ..DatabaseConfig::default()
-    };
-    let db = match Db::named(url, settings, APPLICATION_NAME) {
+    let db = match admin_db(url, connections) {
         Ok(db) => db,
-        Err(e) => {
-            eprintln!("nostr-pg-admin: {e}");
-            return EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
     let opts = ImportOptions {
         input: args.file,
@@ -149,21 +348,14 @@ async fn run_import(url: &str, args: ImportArgs) -> u8 {
         samples: args.samples,
         progress_every: Duration::from_secs(args.progress_secs),
     };
-    let (tx, rx) = mpsc::channel(4);
-    let signals = match interrupts() {
-        Ok(stream) => tokio::spawn(forward_interrupts(stream, tx)),
-        Err(e) => {
-            eprintln!("nostr-pg-admin: cannot watch SIGINT: {e}");
-            return EXIT_FAILED;
-        }
+    let (rx, signals) = match watch_signals(false) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let report = import::run(db, opts, rx).await;
-    signals.abort();
+    signals.iter().for_each(|s| s.abort());
     eprint!("{}", report.text());
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = writeln!(stdout, "{}", report.json()).and_then(|()| stdout.flush()) {
-        eprintln!("nostr-pg-admin: cannot write the summary to stdout: {e}");
-    }
+    print_json(&report.json());
     match report.end {
         End::Complete => 0,
         End::Interrupted => EXIT_INTERRUPTED,
@@ -247,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_both_commands() {
+    fn parses_every_command() {
         let cli = parse(&[
             "nostr-pg-admin",
             "--database-url",
@@ -270,6 +462,22 @@ mod tests {
             cli.command,
             Command::Export(ExportArgs { order: Order::Seq, .. })
         ));
+        let cli = parse(&["nostr-pg-admin", "sync", "wss://r", "--dir", "down", "--json"]);
+        assert!(matches!(
+            cli.command,
+            Command::Sync(SyncArgs {
+                dir: Direction::Down,
+                json: true,
+                ..
+            })
+        ));
+        let cli = parse(&["nostr-pg-admin", "mirror", "ws://a", "ws://b", "--since-margin", "0"]);
+        assert!(matches!(&cli.command, Command::Mirror(m) if m.urls.len() == 2 && m.since_margin == 0));
+        assert!(
+            AdminCli::try_parse_from(["nostr-pg-admin", "mirror"]).is_err(),
+            "needs a URL"
+        );
+        assert!(AdminCli::try_parse_from(["nostr-pg-admin", "sync", "ws://a", "--dir", "sideways"]).is_err());
         assert!(AdminCli::try_parse_from(["nostr-pg-admin", "import", "-", "--batch", "0"]).is_err());
         assert!(AdminCli::try_parse_from(["nostr-pg-admin", "export", "--order", "oldest"]).is_err());
     }

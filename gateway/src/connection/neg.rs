@@ -1,7 +1,8 @@
 //! NEG-OPEN, NEG-MSG and NEG-CLOSE (NIP-77): the items of a NEG-OPEN are
-//! read from the database off the connection task (charged to the REQ rate
-//! limit, within the connection's share of the pool); later messages are
-//! answered in place, from the session's items in memory.
+//! streamed from the database (a read replica when one is configured and
+//! caught up, see `read_route.rs`) off the connection task (charged to the
+//! REQ rate limit, within the connection's share of the pool), 40 bytes
+//! each; later messages are answered in place, from those items.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::Session;
-use crate::db::DbError;
+use crate::db::{DbError, NegQuery, NegRead};
 use crate::neg::NegSession;
 use crate::protocol;
 use crate::query_task::QueryMsg;
+use crate::read_route;
 use crate::relay::Relay;
 use crate::reply::Prefix;
 
@@ -112,7 +114,7 @@ impl Session {
         &mut self,
         sub_id: &str,
         generation: u64,
-        session: Option<(Box<NegSession>, OwnedSemaphorePermit)>,
+        session: Option<(Box<NegSession>, Option<OwnedSemaphorePermit>)>,
         frame: String,
     ) {
         let Some(state) = self.negs.get_mut(sub_id).filter(|s| s.generation == generation) else {
@@ -122,7 +124,7 @@ impl Session {
         match session {
             Some((session, budget)) => {
                 state.session = Some(session);
-                state.budget = Some(budget);
+                state.budget = budget;
                 state.last_used = Instant::now();
                 let idle = self.idle_timeout();
                 let timer = self.idle_timer(sub_id, generation, idle);
@@ -242,20 +244,29 @@ async fn prepare(
     relay: &Relay,
     permits: Arc<Semaphore>,
     o: &Opening,
-) -> Option<Result<(NegSession, OwnedSemaphorePermit), String>> {
+) -> Option<Result<(NegSession, Option<OwnedSemaphorePermit>), String>> {
     let cap = relay.config.limits.max_negentropy_records;
     let _permit = permits.acquire_owned().await.ok()?;
-    // A whole cap is reserved while the items are read (they are in memory
-    // then), and what was read is kept.
-    let reserve = u32::try_from(cap).unwrap_or(u32::MAX);
-    let Ok(mut budget) = Arc::clone(&relay.neg_records).try_acquire_many_owned(reserve) else {
-        return Some(Err(
-            Prefix::Blocked.with("the relay holds too many reconciliations right now; try again later")
-        ));
+    let query = NegQuery {
+        filter_json: &o.filter_json,
+        filter: &o.filter,
+        hidden: &o.hidden,
+        cap,
     };
-    let max = i64::try_from(cap).unwrap_or(i64::MAX - 1) + 1;
-    let items = match relay.db.neg_items(&o.filter_json, &o.filter, &o.hidden, max).await {
-        Ok(items) => items,
+    // Records are reserved from the gateway-wide budget as they are read,
+    // and the cap is checked before each: neither is read past.
+    let (items, held) = match read_route::neg_items(relay, &query, &relay.neg_records).await {
+        Ok(NegRead::Items { items, held }) => (items, held),
+        Ok(NegRead::TooMany) => {
+            return Some(Err(
+                Prefix::Blocked.with(format!("this query is too big (more than {cap} events)"))
+            ))
+        }
+        Ok(NegRead::NoBudget) => {
+            return Some(Err(
+                Prefix::Blocked.with("the relay holds too many reconciliations right now; try again later")
+            ))
+        }
         Err(e) => {
             if !matches!(e, DbError::Sql { .. }) {
                 relay.metrics.db_errors.fetch_add(1, Relaxed);
@@ -263,19 +274,9 @@ async fn prepare(
             return Some(Err(e.reply()));
         }
     };
-    if items.len() > cap {
-        return Some(Err(
-            Prefix::Blocked.with(format!("this query is too big (more than {cap} events)"))
-        ));
-    }
-    // Keep what the items need; the rest of the reservation goes back.
-    let Some(kept) = budget.split(items.len()) else {
-        return Some(Err(Prefix::Error.with("record budget out of step")));
-    };
-    drop(budget);
     Some(
         NegSession::new(items)
-            .map(|s| (s, kept))
+            .map(|s| (s, held))
             .map_err(|e| Prefix::Error.with(e)),
     )
 }

@@ -20,6 +20,7 @@
 
 mod cancel;
 pub mod moderation;
+mod neg_items;
 pub mod replicas;
 mod site;
 pub mod standby;
@@ -30,13 +31,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
-use nostr_pg_core::Filter;
 use thiserror::Error;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 pub use cancel::CancelSlot;
 pub use moderation::{Change, Listing, RelayNames};
+pub use neg_items::{NegQuery, NegRead};
 pub use site::{HomeData, Policy};
 use tls::{Target, Tls};
 
@@ -49,7 +50,7 @@ const PUBLISH_BATCH: &str = include_str!("sql/publish_batch.sql");
 const REQ: &str = include_str!("sql/req.sql");
 const COUNT: &str = include_str!("sql/count.sql");
 const STORED_SIGS: &str = include_str!("sql/stored_sigs.sql");
-const NEG_ITEMS: &str = include_str!("sql/neg_items.sql");
+const STORED_EVENTS: &str = include_str!("sql/stored_events.sql");
 pub(crate) const CHANGES: &str = include_str!("sql/changes.sql");
 pub(crate) const LISTEN: &str = include_str!("sql/listen.sql");
 pub(crate) const CHECKPOINT: &str = include_str!("sql/checkpoint.sql");
@@ -345,39 +346,11 @@ impl Db {
             .collect()
     }
 
-    /// NIP-77 items, (created_at, id), of the stored events matching
-    /// `filter` (one filter object, as sent), leaving out the kinds in
-    /// `hidden`; at most `max` of them.
-    pub async fn neg_items(
-        &self,
-        filter_json: &str,
-        filter: &Filter,
-        hidden: &[u16],
-        max: i64,
-    ) -> Result<Vec<(u64, [u8; 32])>, DbError> {
+    /// The stored canonical events among `ids` (32-byte ids), any order.
+    pub async fn stored_events(&self, ids: &[Vec<u8>]) -> Result<Vec<String>, DbError> {
         let conn = self.get().await?;
-        let hidden: Vec<i32> = hidden.iter().map(|&k| i32::from(k)).collect();
-        let kinds: Option<Vec<i32>> = filter.kinds.as_ref().map(|k| k.iter().map(|&k| i32::from(k)).collect());
-        let authors: Option<Vec<&[u8]>> = filter.authors.as_ref().map(|a| a.iter().map(|k| &k[..]).collect());
-        let (since, until) = (filter.since, filter.until);
-        // Kinds, authors, since and until are the SQL's own conditions.
-        let exact = filter.ids.is_none() && filter.tags.is_empty() && filter.search.is_none();
-        let rows = conn
-            .query(
-                NEG_ITEMS,
-                &[&filter_json, &hidden, &max, &kinds, &authors, &since, &until, &exact],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let created_at: i64 = row.try_get(0).map_err(proto)?;
-                let id: &[u8] = row.try_get(1).map_err(proto)?;
-                let id: [u8; 32] = id
-                    .try_into()
-                    .map_err(|_| DbError::Protocol("an event id is not 32 bytes".into()))?;
-                Ok((u64::try_from(created_at).unwrap_or(0), id))
-            })
-            .collect()
+        let rows = conn.query(STORED_EVENTS, &[&ids]).await?;
+        rows.iter().map(|row| row.try_get(0).map_err(proto)).collect()
     }
 
     /// `nostr.req_json` with the snapshot it read in. `viewers`, when set,
