@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 use e2e::multihost::{Plan, Site};
 use e2e::relay::Client;
 use e2e::{arg, now};
+use futures_util::{SinkExt, StreamExt};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::Keys;
-use serde_json::json;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 /// No rate limits in the way of the measurement.
 const CONFIG: &str = "[limits]\n\
@@ -148,44 +150,50 @@ async fn measure(site: &Site, rate: f64, seconds: f64, per_gateway: usize, round
             .await
             .unwrap_or_else(|| die("a subscriber ended before EOSE"));
     }
-    // Open loop: EVENTs leave on the clock; OKs are read by another task.
-    let mut publisher = Client::connect(&site.gateway(1).url).await;
+    // Open loop: EVENTs leave on the clock; OKs are read as they arrive by
+    // another task (timing them when the next send happens would add up to
+    // one tick).
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(&site.gateway(1).url, None, true)
+        .await
+        .unwrap_or_else(|e| die(&format!("connect to gateway 1: {e}")));
+    let (mut sink, mut stream) = ws.split();
+    let ok_reader = tokio::spawn({
+        let sent = Arc::clone(&sent);
+        async move {
+            let mut oks = Vec::with_capacity(events);
+            while oks.len() < events {
+                let msg = match tokio::time::timeout(DRAIN, stream.next()).await {
+                    Ok(Some(Ok(Message::Text(t)))) => t,
+                    Ok(Some(Ok(_))) => continue,
+                    _ => die("OKs missing"),
+                };
+                let received = Instant::now();
+                let f: Value = serde_json::from_str(msg.as_str()).unwrap_or_default();
+                if f[0] != "OK" {
+                    continue;
+                }
+                if f[2] != true {
+                    die(&format!("refused: {f}"));
+                }
+                if let Some(at) = sent_at(&sent, f[1].as_str().unwrap_or_default()) {
+                    oks.push(received.duration_since(at).as_secs_f64() * 1e3);
+                }
+            }
+            oks
+        }
+    });
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut oks = Vec::with_capacity(events);
-    let mut pending = 0usize;
     for (id, frame) in &signed {
         ticker.tick().await;
         sent.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id.clone(), Instant::now());
-        publisher.send_text(frame).await;
-        pending += 1;
-        // Read whatever OKs have arrived, without waiting.
-        while let Some(f) = publisher.try_recv(Duration::ZERO).await {
-            if f[0] == "OK" {
-                pending -= 1;
-                let id = f[1].as_str().unwrap_or_default();
-                if f[2] != true {
-                    die(&format!("refused: {f}"));
-                }
-                if let Some(at) = sent_at(&sent, id) {
-                    oks.push(at.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-        }
+        sink.send(Message::text(frame.clone()))
+            .await
+            .unwrap_or_else(|e| die(&format!("publish: {e}")));
     }
-    while pending > 0 {
-        let Some(f) = publisher.try_recv(DRAIN).await else {
-            die("OKs missing")
-        };
-        if f[0] == "OK" {
-            pending -= 1;
-            if let Some(at) = sent_at(&sent, f[1].as_str().unwrap_or_default()) {
-                oks.push(at.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-    }
+    let oks = ok_reader.await.unwrap_or_else(|e| die(&format!("OK reader: {e}")));
     done_tx.send_replace(true);
     let mut deliveries = Vec::new();
     for s in subscribers {
