@@ -233,6 +233,13 @@ pub struct DatabaseConfig {
     /// A check-in that takes longer than this means the LISTEN connection is
     /// dead (for example half-open): it is dropped and re-established.
     pub listen_timeout_ms: u64,
+    /// Every database connection (pooled, LISTEN, replicas) is closed by the
+    /// kernel when data it sent stays unacknowledged this long (TCP user
+    /// timeout), and idle ones are probed (TCP keepalive after 10 s, then
+    /// every 2 s): a connection left half-open by a network cut fails within
+    /// seconds, and its client gets `error:`, instead of waiting for TCP to
+    /// give up (about 15 minutes). 0: the system's defaults.
+    pub tcp_user_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -360,6 +367,7 @@ impl Default for DatabaseConfig {
             max_lifetime_ms: 3_600_000,
             listen_checkpoint_ms: 1_000,
             listen_timeout_ms: 5_000,
+            tcp_user_timeout_ms: 5_000,
         }
     }
 }

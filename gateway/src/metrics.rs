@@ -44,6 +44,9 @@ pub struct Metrics {
     /// EVENTs a publish batch left out for want of locks, sent again.
     pub events_deferred: AtomicU64,
     pub listen_reconnects: AtomicU64,
+    /// 1 while the LISTEN connection is up and checked in, else 0: while 0,
+    /// other gateways' events wait (and are caught up on reconnect).
+    pub listen_connected: AtomicI64,
     /// Live events that no notification named, delivered by a check-in.
     pub live_caught_up: AtomicU64,
     /// Subscriptions ended with `CLOSED error:` because live events they
@@ -205,6 +208,12 @@ impl Metrics {
             "nostr_gateway_listen_reconnects_total",
             "LISTEN connection (re)establishments",
             &self.listen_reconnects,
+        );
+        gauge(
+            &mut out,
+            "nostr_gateway_listen_connected",
+            "LISTEN connection up and checked in (1) or lost (0)",
+            self.listen_connected.load(Relaxed),
         );
         counter(
             &mut out,

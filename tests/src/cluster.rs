@@ -9,19 +9,35 @@ fn script() -> PathBuf {
 
 /// Runs `cluster.sh CMD DIR PORT`; its stdout, or its stderr as the error.
 pub fn run(cmd: &str, dir: &str, port: u16) -> Result<String, String> {
-    run_with(cmd, dir, port, &[], true)
+    run_with(&[], cmd, dir, port, &[], true)
 }
 
 /// Like [`run`]; with `preload` false the cluster does not preload the
 /// extension's library (as a server that never had it in
 /// `shared_preload_libraries`).
 pub fn run_preloading(cmd: &str, dir: &str, port: u16, preload: bool) -> Result<String, String> {
-    run_with(cmd, dir, port, &[], preload)
+    run_with(&[], cmd, dir, port, &[], preload)
 }
 
-/// Runs `cluster.sh CMD DIR PORT EXTRA...`.
-fn run_with(cmd: &str, dir: &str, port: u16, extra: &[&str], preload: bool) -> Result<String, String> {
-    let out = std::process::Command::new("bash")
+/// Runs `WRAPPER... bash cluster.sh CMD DIR PORT EXTRA...` (a wrapper such as
+/// `ip netns exec NS` runs the server in another network namespace).
+fn run_with(
+    wrapper: &[String],
+    cmd: &str,
+    dir: &str,
+    port: u16,
+    extra: &[&str],
+    preload: bool,
+) -> Result<String, String> {
+    let (program, before) = match wrapper.split_first() {
+        Some((first, rest)) => (
+            first.as_str(),
+            rest.iter().map(String::as_str).chain(["bash"]).collect(),
+        ),
+        None => ("bash", Vec::new()),
+    };
+    let out = std::process::Command::new(program)
+        .args(before)
         .arg(script())
         .args([cmd, dir, &port.to_string()])
         .args(extra)
@@ -41,6 +57,9 @@ pub struct OwnCluster {
     /// The admin URL of its `nostr` database (the extension created).
     pub url: String,
     preload: bool,
+    /// Put before `cluster.sh` when it starts the server (a namespace's
+    /// `ip netns exec`), empty for this namespace.
+    wrapper: Vec<String>,
 }
 
 impl OwnCluster {
@@ -59,6 +78,7 @@ impl OwnCluster {
             port,
             url,
             preload,
+            wrapper: Vec::new(),
         }
     }
 
@@ -66,7 +86,7 @@ impl OwnCluster {
     /// as a cluster of its own on another free port.
     pub fn base_backup(&self, label: &str) -> OwnCluster {
         let dir = temp_dir(label);
-        run_with("basebackup", &self.dir, self.port, &[&dir], self.preload)
+        run_with(&[], "basebackup", &self.dir, self.port, &[&dir], self.preload)
             .unwrap_or_else(|e| panic!("pg_basebackup into {dir}: {e}"));
         let port = crate::free_port();
         let url =
@@ -76,6 +96,7 @@ impl OwnCluster {
             port,
             url,
             preload: self.preload,
+            wrapper: Vec::new(),
         }
     }
 
@@ -83,7 +104,7 @@ impl OwnCluster {
     /// started on another free port; its `url` names the same database.
     pub fn standby(&self, label: &str) -> OwnCluster {
         let dir = temp_dir(label);
-        run_with("standby", &self.dir, self.port, &[&dir], self.preload)
+        run_with(&[], "standby", &self.dir, self.port, &[&dir], self.preload)
             .unwrap_or_else(|e| panic!("pg_basebackup -R into {dir}: {e}"));
         let port = crate::free_port();
         let url = run_preloading("start", &dir, port, self.preload)
@@ -93,6 +114,7 @@ impl OwnCluster {
             port,
             url,
             preload: self.preload,
+            wrapper: Vec::new(),
         }
     }
 
@@ -131,7 +153,46 @@ impl OwnCluster {
 
     /// `stop` (fast shutdown), `start` again, or `crash` (immediate).
     pub fn ctl(&self, cmd: &str) {
-        run_preloading(cmd, &self.dir, self.port, self.preload).unwrap_or_else(|e| panic!("cluster.sh {cmd}: {e}"));
+        run_with(&self.wrapper, cmd, &self.dir, self.port, &[], self.preload)
+            .unwrap_or_else(|e| panic!("cluster.sh {cmd}: {e}"));
+    }
+
+    /// Starts a cluster in directory `dir` with `wrapper` before
+    /// `cluster.sh` (`ip netns exec NS`: the server runs in namespace NS, on
+    /// its loopback), on `port`; then makes it listen on `addresses` of that
+    /// namespace as well and trust connections from `network` (a CIDR), and
+    /// restarts it. `url` names the first address.
+    pub fn start_wrapped(wrapper: Vec<String>, dir: &str, port: u16, addresses: &[&str], network: &str) -> OwnCluster {
+        let first =
+            run_with(&wrapper, "start", dir, port, &[], true).unwrap_or_else(|e| panic!("start cluster {dir}: {e}"));
+        let address = addresses.first().copied().unwrap_or("127.0.0.1");
+        let cluster = OwnCluster {
+            dir: dir.to_owned(),
+            port,
+            url: first.replacen("127.0.0.1", address, 1),
+            preload: true,
+            wrapper,
+        };
+        let listen = std::iter::once("127.0.0.1")
+            .chain(addresses.iter().copied())
+            .collect::<Vec<_>>()
+            .join(",");
+        cluster.append_conf("postgresql.conf", &format!("listen_addresses = '{listen}'\n"));
+        cluster.append_conf("pg_hba.conf", &format!("host all all {network} trust\n"));
+        cluster.ctl("stop");
+        cluster.ctl("start");
+        cluster
+    }
+
+    /// Appends `text` to a file of the data directory.
+    fn append_conf(&self, name: &str, text: &str) {
+        use std::io::Write;
+        let path = std::path::Path::new(&self.dir).join(name);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .unwrap_or_else(|e| panic!("append to {path:?}: {e}"));
     }
 
     /// Serves TLS with this certificate and key (PEM) and replaces
@@ -180,7 +241,7 @@ fn temp_dir(label: &str) -> String {
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let _ = run_preloading("stop", &self.dir, self.port, self.preload);
+        let _ = run_with(&self.wrapper, "stop", &self.dir, self.port, &[], self.preload);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

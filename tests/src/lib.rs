@@ -7,6 +7,9 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod delay;
+pub mod multihost;
+pub mod netns;
 pub mod nip86;
 pub mod proxy;
 pub mod relay;

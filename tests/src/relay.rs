@@ -32,10 +32,34 @@ impl Gateway {
 
     /// [`Gateway::start`] with environment variables set for the process.
     pub async fn start_with_env(database_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
+        Gateway::spawn(&[], "127.0.0.1:0", database_url, extra, env).await
+    }
+
+    /// Starts the gateway with `wrapper` before it (`ip netns exec NS`: in
+    /// another network namespace), listening on `listen`.
+    pub async fn start_wrapped(wrapper: &[String], listen: &str, database_url: &str, extra: &[&str]) -> Gateway {
+        Gateway::spawn(wrapper, listen, database_url, extra, &[]).await
+    }
+
+    async fn spawn(
+        wrapper: &[String],
+        listen: &str,
+        database_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let bin = std::env::var("NOSTR_PG_GATEWAY_BIN")
             .expect("NOSTR_PG_GATEWAY_BIN is not set: run the end-to-end tests with `bash pg_config/test.sh`");
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
+            .args(["--listen", listen, "--database-url", database_url])
             .args(extra)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

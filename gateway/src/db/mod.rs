@@ -59,6 +59,11 @@ pub(crate) const COMMITTED_BETWEEN: &str = include_str!("sql/committed_between.s
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const APPLICATION_NAME: &str = "nostr_pg_gateway";
+/// TCP keepalive on database connections (with `tcp_user_timeout_ms`): an
+/// idle connection whose peer vanished is found within seconds.
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
 
 /// SQLSTATE the extension raises for invalid filter or event input.
 pub const INVALID_PARAMETER: &str = "22023";
@@ -208,6 +213,18 @@ impl Db {
         let pg = &mut target.config;
         pg.application_name(application_name);
         pg.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
+        if settings.tcp_user_timeout_ms > 0 {
+            // A network cut sends no FIN or RST: without these, a request
+            // on a half-open connection (an idle pooled one is reused
+            // without a check) waits for TCP to give up, about 15 minutes,
+            // and holds its client, or one of the publisher's few batch
+            // slots, that long. With them the kernel fails it in seconds.
+            pg.tcp_user_timeout(Duration::from_millis(settings.tcp_user_timeout_ms))
+                .keepalives(true)
+                .keepalives_idle(KEEPALIVE_IDLE)
+                .keepalives_interval(KEEPALIVE_INTERVAL)
+                .keepalives_retries(KEEPALIVE_RETRIES);
+        }
         // Numbers from our own config, not client input: safe to format.
         pg.options(format!("-c statement_timeout={}", settings.statement_timeout_ms));
         let manager = Manager::from_config(

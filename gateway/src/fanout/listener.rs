@@ -21,7 +21,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, Client};
 
 use super::Fanout;
-use crate::db::{Db, DbError, CHANGES, CHECKPOINT, COMMITTED_BETWEEN, LISTEN};
+// TCP keepalive on the LISTEN socket (always, whatever tcp_user_timeout_ms
+// says): a second line of defence behind the check-ins against a peer that
+// vanished without a FIN.
+use crate::db::{
+    Db, DbError, CHANGES, CHECKPOINT, COMMITTED_BETWEEN, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, LISTEN,
+};
 use crate::metrics::Metrics;
 use crate::reply::Prefix;
 use crate::shutdown::stopped;
@@ -29,11 +34,6 @@ use crate::snapshot::{parse_xid, Snapshot, Xid};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// TCP keepalive on the LISTEN socket: a second line of defence behind the
-/// check-ins against a peer that vanished without a FIN.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
-const KEEPALIVE_RETRIES: u32 = 3;
 /// A snapshot that sees no transaction as finished: the start of everything
 /// a freshly emptied transit table may hold.
 const SINCE_EVER: &str = "1:1:";
@@ -77,7 +77,9 @@ pub async fn run(db: Db, fanout: Arc<Fanout>, metrics: Arc<Metrics>, mut shutdow
             metrics: &metrics,
             timeout: Duration::from_millis(db.settings().listen_timeout_ms),
         };
-        match session.run(&mut position, &mut shutdown).await {
+        let ended = session.run(&mut position, &mut shutdown).await;
+        metrics.listen_connected.store(0, Relaxed);
+        match ended {
             Ok(()) => return,
             Err(lost) => {
                 if lost.was_listening {
@@ -141,6 +143,7 @@ impl Session<'_> {
         // Registered: every transaction that commits from now on notifies us.
         // The first check-in covers what committed before.
         self.check_in(&client, position).await?;
+        self.metrics.listen_connected.store(1, Relaxed);
         tracing::info!("listening for nostr_events");
         let every = Duration::from_millis(self.db.settings().listen_checkpoint_ms);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
