@@ -353,7 +353,9 @@ async fn publish(db: &Db, stats: &Stats, mut events: Vec<(String, String)>, s: &
     while !events.is_empty() {
         let raws: Vec<String> = events.iter().map(|(raw, _)| raw.clone()).collect();
         let auth = vec![None; raws.len()];
-        let outcome = match db.publish_batch(&raws, &auth).await {
+        // Relayed events have no client: blocked addresses do not apply.
+        let addrs = vec![None; raws.len()];
+        let outcome = match db.publish_batch(&raws, &auth, &addrs).await {
             Ok(o) => o,
             Err(e) if e.is_connection() || matches!(e, crate::db::DbError::Busy) => {
                 stats.sample("database", e.to_string());

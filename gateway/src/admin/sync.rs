@@ -494,7 +494,9 @@ impl Run<'_> {
         while !events.is_empty() {
             let raws: Vec<String> = events.iter().map(|(_, raw)| raw.clone()).collect();
             let auth = vec![None; raws.len()];
-            let outcome = self.db.publish_batch(&raws, &auth).await?;
+            // Relayed events have no client: blocked addresses do not apply.
+            let addrs = vec![None; raws.len()];
+            let outcome = self.db.publish_batch(&raws, &auth, &addrs).await?;
             let total = events.len();
             let mut deferred = Vec::new();
             let mut rows = outcome.rows.into_iter();
