@@ -43,7 +43,7 @@ start)
         # Preload the installed version (a cluster made before an upgrade
         # names the old one), or nothing of ours.
         as_pg sed -i "s/^shared_preload_libraries = .*/shared_preload_libraries = '$preload'/" "$dir/postgresql.conf"
-        as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+        as_pg "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 600 \
             -o "-p $port -k $dir" start >/dev/null || { cat "$dir/server.log" >&2; die "postgres did not start"; }
     fi
     # A standby is read-only: its databases and extensions are the primary's.
@@ -56,11 +56,15 @@ start)
         -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
     echo "$url"
     ;;
-stop)
-    as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
-    ;;
-crash)
-    as_pg "$PG_BIN/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1 || true
+stop | crash)
+    # Nothing to do when it is not running. When it is, wait for it to be
+    # gone however long the shutdown checkpoint takes on a loaded machine
+    # (pg_ctl's default wait is 60 s), and fail if it is not: a `start`
+    # right after must never find the old server still shutting down.
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1 || exit 0
+    mode=fast; [ "$cmd" = crash ] && mode=immediate
+    as_pg "$PG_BIN/pg_ctl" -D "$dir" -m "$mode" -w -t 600 stop >/dev/null \
+        || die "the cluster in $dir did not stop ($mode)"
     ;;
 url)
     echo "$url"
