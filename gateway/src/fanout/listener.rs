@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use nostr_pg_core::Event;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, Client};
+use tokio_postgres::{AsyncMessage, Client, Statement};
 
 use super::Fanout;
 // TCP keepalive on the LISTEN socket (always, whatever tcp_user_timeout_ms
@@ -139,6 +139,7 @@ impl Session<'_> {
         });
         let _abort_driver = AbortOnDrop(driver);
         self.bounded(client.batch_execute(LISTEN)).await?;
+        let client = self.prepare(&client).await?;
         self.metrics.listen_reconnects.fetch_add(1, Relaxed);
         // Registered: every transaction that commits from now on notifies us.
         // The first check-in covers what committed before.
@@ -181,6 +182,28 @@ impl Session<'_> {
         }
     }
 
+    /// Prepares the session's statements once, all in one round trip. A
+    /// statement given as text is prepared on every call, a round trip of
+    /// its own: to a database on another host that doubled the time from a
+    /// notification to its events' delivery.
+    async fn prepare<'c>(&self, client: &'c Client) -> Result<Prepared<'c>, Lost> {
+        let (changes, checkpoint, committed_between) = self
+            .bounded(async {
+                futures_util::try_join!(
+                    client.prepare(CHANGES),
+                    client.prepare(CHECKPOINT),
+                    client.prepare(COMMITTED_BETWEEN)
+                )
+            })
+            .await?;
+        Ok(Prepared {
+            client,
+            changes,
+            checkpoint,
+            committed_between,
+        })
+    }
+
     /// Runs a statement on the LISTEN connection, bounded by the timeout:
     /// a statement that does not come back means the connection is gone.
     async fn bounded<T>(
@@ -198,8 +221,8 @@ impl Session<'_> {
     /// check-in that nobody delivered; then counts everything the snapshot
     /// sees as delivered. If those transactions cannot be read any more, ends
     /// every live subscription instead.
-    async fn check_in(&self, client: &Client, position: &mut Position) -> Result<(), Lost> {
-        let row = self.bounded(client.query_one(CHECKPOINT, &[])).await?;
+    async fn check_in(&self, client: &Prepared<'_>, position: &mut Position) -> Result<(), Lost> {
+        let row = self.bounded(client.client.query_one(&client.checkpoint, &[])).await?;
         let now = row
             .try_get::<_, String>(0)
             .ok()
@@ -242,9 +265,13 @@ impl Session<'_> {
 
     /// Delivers the transactions that accepted events and committed between
     /// the two snapshots, unless someone delivered them already.
-    async fn catch_up(&self, client: &Client, since: &Snapshot, upto: &Snapshot) -> Result<(), Lost> {
+    async fn catch_up(&self, client: &Prepared<'_>, since: &Snapshot, upto: &Snapshot) -> Result<(), Lost> {
         let rows = self
-            .bounded(client.query(COMMITTED_BETWEEN, &[&since.to_string(), &upto.to_string()]))
+            .bounded(
+                client
+                    .client
+                    .query(&client.committed_between, &[&since.to_string(), &upto.to_string()]),
+            )
             .await?;
         let xids: Vec<Xid> = rows
             .iter()
@@ -259,7 +286,7 @@ impl Session<'_> {
     /// Delivers the transactions `xids` names that nobody delivered yet.
     /// Reads first and claims after, so a failed read loses nothing (the next
     /// check-in finds them). Returns how many events this call delivered.
-    async fn deliver_named(&self, client: &Client, xids: Vec<Xid>) -> Result<u64, Lost> {
+    async fn deliver_named(&self, client: &Prepared<'_>, xids: Vec<Xid>) -> Result<u64, Lost> {
         let mut seen = std::collections::HashSet::new();
         let todo: Vec<Xid> = xids
             .into_iter()
@@ -278,7 +305,7 @@ impl Session<'_> {
             return Ok(0);
         }
         let names: Vec<String> = todo.iter().map(Xid::to_string).collect();
-        let rows = self.bounded(client.query(CHANGES, &[&names])).await?;
+        let rows = self.bounded(client.client.query(&client.changes, &[&names])).await?;
         let mut by_xid: HashMap<Xid, Vec<(Event, String)>> = HashMap::new();
         for row in &rows {
             let (Ok(xid), Ok(json)) = (row.try_get::<_, String>(0), row.try_get::<_, String>(1)) else {
@@ -300,6 +327,14 @@ impl Session<'_> {
         }
         Ok(delivered)
     }
+}
+
+/// The LISTEN connection with its statements prepared.
+struct Prepared<'c> {
+    client: &'c Client,
+    changes: Statement,
+    checkpoint: Statement,
+    committed_between: Statement,
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
