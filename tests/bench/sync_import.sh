@@ -18,6 +18,7 @@
 #   eval "$(/work/tools/private-pg.sh NAME)"   # PG_BIN, if not the system's
 #   bash tests/bench/sync_import.sh 50000
 #   bash tests/bench/sync_import.sh 1000000
+#   SYNC_ONLY=1 bash tests/bench/sync_import.sh 1000000   # again, on the database the last run imported
 #
 # Installs the extension's release build first (pg_config/install.sh: a
 # debug build, as `test.sh e2e` installs, verifies signatures ~10x slower)
@@ -61,6 +62,7 @@ fresh() {
     psql "$base/$1" -c "CREATE EXTENSION nostr_pg"
 }
 
+if [ -z "${SYNC_ONLY:-}" ]; then
 echo "== import: $n events into an empty database"
 fresh imp
 /usr/bin/time -f "%e s wall, nostr-pg-admin %U s user %S s sys" \
@@ -103,6 +105,8 @@ if [ -f "$perf_data" ] && [ -n "$pids" ]; then
     echo "-- top symbols"
     { perf report -q -i "$perf_data" --pid "$pids${admin_pid:+,$admin_pid}" --percentage relative --no-children \
         --sort comm,sym --stdio -g none 2>/dev/null || true; } | grep -v '^$' | head -30 || true
+fi
+
 fi
 
 echo "== sync: two copies of $(psql -At "$base/imp" -c "SELECT count(*) FROM nostr.events") events, each missing a different 1%"

@@ -134,6 +134,10 @@ async fn sync_down_up_and_both_with_a_relay_builder_relay() {
     assert_eq!(n(&s["down"]["accepted"]), 100, "{s}");
     assert_eq!(n(&s["sent"]), 0, "{s}");
     assert!(n(&s["bytes_sent"]) > 0 && n(&s["bytes_received"]) > 0, "{s}");
+    assert!(
+        n(&s["reconcile_bytes"]) > 0 && n(&s["reconcile_bytes"]) < n(&s["bytes_sent"]) + n(&s["bytes_received"]),
+        "{s}"
+    );
     assert!(out.stderr.contains("sync complete with"), "{}", out.stderr);
     assert_eq!(stored_ids(&c).await, ids(&all));
     assert_eq!(other.ids().await, ids(&all[100..]), "down sends nothing");

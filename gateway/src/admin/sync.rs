@@ -152,6 +152,11 @@ pub struct SyncReport {
     pub gone: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Reading our items from the database.
+    pub items_time: Duration,
+    /// The NEG-OPEN/NEG-MSG rounds alone: their time and bytes (both ways).
+    pub reconcile_time: Duration,
+    pub reconcile_bytes: u64,
     pub elapsed: Duration,
 }
 
@@ -174,7 +179,10 @@ impl SyncReport {
             "gone": self.gone,
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
-            "seconds": (self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            "items_seconds": millis(self.items_time),
+            "reconcile_seconds": millis(self.reconcile_time),
+            "reconcile_bytes": self.reconcile_bytes,
+            "seconds": millis(self.elapsed),
         });
         if let (End::Failed(why), Some(obj)) = (&self.end, out.as_object_mut()) {
             obj.insert("error".into(), Value::String(why.clone()));
@@ -193,6 +201,13 @@ impl SyncReport {
             self.items,
             self.rounds,
             self.elapsed.as_secs_f64()
+        );
+        let _ = writeln!(
+            s,
+            "  reconciliation: {:.1} s reading our items, {:.1} s and {} bytes of NEG rounds",
+            self.items_time.as_secs_f64(),
+            self.reconcile_time.as_secs_f64(),
+            self.reconcile_bytes
         );
         let _ = writeln!(s, "  have (only here)  {}", self.have);
         let _ = writeln!(s, "  need (only there) {}", self.need);
@@ -237,6 +252,10 @@ impl SyncReport {
         }
         s
     }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 fn by_reason(refused: &BTreeMap<&'static str, u64>) -> String {
@@ -287,6 +306,9 @@ pub async fn run(db: Db, opts: SyncOptions, mut interrupts: mpsc::Receiver<()>) 
         gone: 0,
         bytes_sent: 0,
         bytes_received: 0,
+        items_time: Duration::ZERO,
+        reconcile_time: Duration::ZERO,
+        reconcile_bytes: 0,
         elapsed: Duration::ZERO,
     };
     let relay = tokio::select! {
@@ -392,6 +414,7 @@ impl Run<'_> {
             hidden: &[],
             cap: self.opts.max_items,
         };
+        let started = std::time::Instant::now();
         let items = match self.db.neg_items(&query, None, false).await?.0 {
             NegRead::Items { items, .. } => items,
             NegRead::TooMany | NegRead::NoBudget => {
@@ -402,7 +425,10 @@ impl Run<'_> {
             }
         };
         self.r.items = items.len() as u64;
+        self.r.items_time = started.elapsed();
         self.phase = "reconciling";
+        let started = std::time::Instant::now();
+        let bytes_before = self.relay.bytes_in + self.relay.bytes_out;
         let neg_failed = |e: negentropy::Error| Halt::Failed(format!("negentropy: {e}"));
         let mut neg = Negentropy::owned(items, FRAME_SIZE_LIMIT).map_err(neg_failed)?;
         let first = neg.initiate().map_err(neg_failed)?;
@@ -446,6 +472,8 @@ impl Run<'_> {
                 None => break,
             }
         }
+        self.r.reconcile_time = started.elapsed();
+        self.r.reconcile_bytes = self.relay.bytes_in + self.relay.bytes_out - bytes_before;
         self.send(frame("NEG-CLOSE", NEG_SUB, &[])).await?;
         Ok((have, need))
     }
