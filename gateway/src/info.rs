@@ -4,7 +4,8 @@
 //!
 //! `supported_nips` names what this relay does as configured, not what the
 //! code could do: NIP-13 appears only when `nostr.min_pow` asks for work,
-//! NIP-86 only when admin pubkeys are configured.
+//! NIP-22 only when the database limits `created_at`, NIP-86 only when
+//! admin pubkeys are configured.
 //!
 //! The name, description and icon set through NIP-86 (or in SQL) are kept
 //! in the database and shown over the configured ones. They are read again
@@ -45,6 +46,13 @@ pub fn supported_nips(config: &Config, policy: Option<&Policy>) -> Vec<u16> {
     let mut nips = ALWAYS.to_vec();
     if policy.is_some_and(|p| p.min_pow > 0) {
         nips.push(13);
+    }
+    // NIP-22 as NIP-11's `created_at_*_limit` fields mean it: the publish
+    // rules refuse events dated outside the window. (Its newer meaning,
+    // kind 1111 comments, needs nothing but NIP-01's tag filters, uppercase
+    // letters included, which every relay build serves.)
+    if policy.is_some_and(|p| p.max_future_seconds > 0 || p.max_past_seconds > 0) {
+        nips.push(22);
     }
     if config.nip86.enabled() {
         nips.push(86);
@@ -265,7 +273,7 @@ mod tests {
         };
         assert_eq!(
             supported_nips(&config, Some(&pow)),
-            vec![1, 9, 11, 13, 40, 42, 45, 50, 62, 70, 77]
+            vec![1, 9, 11, 13, 22, 40, 42, 45, 50, 62, 70, 77]
         );
         let doc = relay_info(&config, Some(&pow), &RelayNames::default());
         assert_eq!(doc["limitation"]["min_pow_difficulty"], 16);
@@ -278,6 +286,22 @@ mod tests {
         assert_eq!(doc["limitation"]["max_filters"], 16, "the gateway's is");
         let none = Policy::default();
         assert!(!supported_nips(&config, Some(&none)).contains(&13));
+        assert!(
+            supported_nips(&config, Some(&none)).contains(&22),
+            "900 s ahead by default"
+        );
+        let unlimited = Policy {
+            max_future_seconds: 0,
+            max_past_seconds: 0,
+            ..Policy::default()
+        };
+        assert!(!supported_nips(&config, Some(&unlimited)).contains(&22));
+        let past_only = Policy {
+            max_future_seconds: 0,
+            max_past_seconds: 3600,
+            ..Policy::default()
+        };
+        assert!(supported_nips(&config, Some(&past_only)).contains(&22));
         let mut admins = Config::default();
         admins.nip86.admin_pubkeys = vec!["ab".repeat(32)];
         assert_eq!(

@@ -31,7 +31,7 @@ async fn supported_nips_are_exactly_those_on_by_default() {
     let doc = nip11(&gw).await;
     assert_eq!(
         doc["supported_nips"],
-        json!([1, 9, 11, 40, 42, 45, 50, 62, 70, 77]),
+        json!([1, 9, 11, 22, 40, 42, 45, 50, 62, 70, 77]),
         "{doc}"
     );
     assert_eq!(doc["software"], "https://example.org/nostr_pg", "{doc}");
@@ -64,7 +64,7 @@ async fn the_database_policy_shows_proof_of_work_and_its_caps() {
     let doc = nip11(&gw).await;
     assert_eq!(
         doc["supported_nips"],
-        json!([1, 9, 11, 13, 40, 42, 45, 50, 62, 70, 77]),
+        json!([1, 9, 11, 13, 22, 40, 42, 45, 50, 62, 70, 77]),
         "{doc}"
     );
     assert_eq!(doc["limitation"]["min_pow_difficulty"], 24, "{doc}");
@@ -86,4 +86,32 @@ async fn auth_required_is_advertised() {
     let doc = nip11(&gw).await;
     assert_eq!(doc["limitation"]["auth_required"], true, "{doc}");
     assert!(doc["supported_nips"].as_array().is_some_and(|n| n.contains(&json!(42))));
+}
+
+/// NIP-22 is listed only while the database limits `created_at`: with both
+/// limits off, neither the NIP nor the limits appear, and an event dated
+/// far ahead is stored.
+#[tokio::test]
+async fn nip22_follows_the_created_at_limits() {
+    let db = TestDb::new("nip11_nip22").await;
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {0} SET nostr.max_future_seconds = 0; ALTER DATABASE {0} SET nostr.max_past_seconds = 0",
+            db.name
+        ))
+        .await
+        .expect("turn the created_at limits off");
+    let gw = Gateway::start(&db.url, &[]).await;
+    let doc = nip11(&gw).await;
+    assert_eq!(
+        doc["supported_nips"],
+        json!([1, 9, 11, 40, 42, 45, 50, 62, 70, 77]),
+        "{doc}"
+    );
+    assert!(doc["limitation"].get("created_at_upper_limit").is_none(), "{doc}");
+    let mut c = Client::connect(&gw.url).await;
+    let ahead = Keys::from_seed("nip11-nip22").sign(now() + 86_400 * 365, 1, vec![], "next year");
+    let f = c.publish(&ahead.canonical_json()).await;
+    assert_eq!(f[2], true, "{f}");
 }
