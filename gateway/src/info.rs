@@ -4,7 +4,7 @@
 //!
 //! `supported_nips` names what this relay does as configured, not what the
 //! code could do: NIP-13 appears only when `nostr.min_pow` asks for work,
-//! NIP-22 only when the database limits `created_at`, NIP-86 only when
+//! NIP-22 when the database's time window is known, NIP-86 only when
 //! admin pubkeys are configured.
 //!
 //! The name, description and icon set through NIP-86 (or in SQL) are kept
@@ -48,10 +48,12 @@ pub fn supported_nips(config: &Config, policy: Option<&Policy>) -> Vec<u16> {
         nips.push(13);
     }
     // NIP-22 as NIP-11's `created_at_*_limit` fields mean it: the publish
-    // rules refuse events dated outside the window. (Its newer meaning,
-    // kind 1111 comments, needs nothing but NIP-01's tag filters, uppercase
-    // letters included, which every relay build serves.)
-    if policy.is_some_and(|p| p.max_future_seconds > 0 || p.max_past_seconds > 0) {
+    // rules always refuse events dated further ahead than
+    // `nostr.max_future_seconds` (0 included), so the window is on whenever
+    // the database's policy is known. (Its newer meaning, kind 1111
+    // comments, needs nothing but NIP-01's tag filters, uppercase letters
+    // included, which every relay build serves.)
+    if policy.is_some() {
         nips.push(22);
     }
     if config.nip86.enabled() {
@@ -122,9 +124,8 @@ pub fn relay_info(config: &Config, policy: Option<&Policy>, names: &RelayNames) 
         if p.min_pow > 0 {
             obj.insert("min_pow_difficulty".into(), json!(p.min_pow));
         }
-        if p.max_future_seconds > 0 {
-            obj.insert("created_at_upper_limit".into(), json!(p.max_future_seconds));
-        }
+        // Always a limit: 0 means nothing dated ahead of now.
+        obj.insert("created_at_upper_limit".into(), json!(p.max_future_seconds));
         if p.max_past_seconds > 0 {
             obj.insert("created_at_lower_limit".into(), json!(p.max_past_seconds));
         }
@@ -290,18 +291,19 @@ mod tests {
             supported_nips(&config, Some(&none)).contains(&22),
             "900 s ahead by default"
         );
-        let unlimited = Policy {
+        let nothing_ahead = Policy {
             max_future_seconds: 0,
-            max_past_seconds: 0,
             ..Policy::default()
         };
-        assert!(!supported_nips(&config, Some(&unlimited)).contains(&22));
-        let past_only = Policy {
-            max_future_seconds: 0,
-            max_past_seconds: 3600,
-            ..Policy::default()
-        };
-        assert!(supported_nips(&config, Some(&past_only)).contains(&22));
+        assert!(
+            supported_nips(&config, Some(&nothing_ahead)).contains(&22),
+            "0 s ahead is a window too"
+        );
+        let doc = relay_info(&config, Some(&nothing_ahead), &RelayNames::default());
+        assert_eq!(
+            doc["limitation"]["created_at_upper_limit"], 0,
+            "0 is shown, not left out"
+        );
         let mut admins = Config::default();
         admins.nip86.admin_pubkeys = vec!["ab".repeat(32)];
         assert_eq!(

@@ -88,30 +88,62 @@ async fn auth_required_is_advertised() {
     assert!(doc["supported_nips"].as_array().is_some_and(|n| n.contains(&json!(42))));
 }
 
-/// NIP-22 is listed only while the database limits `created_at`: with both
-/// limits off, neither the NIP nor the limits appear, and an event dated
-/// far ahead is stored.
+/// NIP-22: the time window NIP-11 states is the one the publish rules
+/// enforce, at both ends, 0 seconds ahead included.
 #[tokio::test]
-async fn nip22_follows_the_created_at_limits() {
+async fn nip22_window_is_the_one_enforced() {
     let db = TestDb::new("nip11_nip22").await;
-    db.client()
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {0} SET nostr.max_future_seconds = 0; ALTER DATABASE {0} SET nostr.max_past_seconds = 0",
+    let set = |future: i64, past: i64| {
+        format!(
+            "ALTER DATABASE {0} SET nostr.max_future_seconds = {future}; \
+             ALTER DATABASE {0} SET nostr.max_past_seconds = {past}",
             db.name
-        ))
-        .await
-        .expect("turn the created_at limits off");
+        )
+    };
+    let admin = db.client().await;
+    admin.batch_execute(&set(60, 3600)).await.expect("a window");
     let gw = Gateway::start(&db.url, &[]).await;
     let doc = nip11(&gw).await;
-    assert_eq!(
-        doc["supported_nips"],
-        json!([1, 9, 11, 40, 42, 45, 50, 62, 70, 77]),
+    assert!(
+        doc["supported_nips"].as_array().is_some_and(|n| n.contains(&json!(22))),
         "{doc}"
     );
-    assert!(doc["limitation"].get("created_at_upper_limit").is_none(), "{doc}");
+    assert_eq!(doc["limitation"]["created_at_upper_limit"], 60, "{doc}");
+    assert_eq!(doc["limitation"]["created_at_lower_limit"], 3600, "{doc}");
+    let keys = Keys::from_seed("nip11-nip22");
     let mut c = Client::connect(&gw.url).await;
-    let ahead = Keys::from_seed("nip11-nip22").sign(now() + 86_400 * 365, 1, vec![], "next year");
-    let f = c.publish(&ahead.canonical_json()).await;
-    assert_eq!(f[2], true, "{f}");
+    for (at, ok) in [
+        (now() + 600, false),
+        (now() - 7200, false),
+        (now() + 30, true),
+        (now() - 1800, true),
+    ] {
+        let f = c
+            .publish(&keys.sign(at, 1, vec![], &format!("at {at}")).canonical_json())
+            .await;
+        assert_eq!(f[2], ok, "{f}");
+        if !ok {
+            assert!(f[3].as_str().is_some_and(|m| m.starts_with("invalid: ")), "{f}");
+        }
+    }
+
+    // 0 seconds ahead is a window too, and NIP-11 says 0 (a new gateway,
+    // since the document is kept for a few seconds).
+    admin.batch_execute(&set(0, 0)).await.expect("nothing ahead");
+    let gw = Gateway::start(&db.url, &[]).await;
+    let doc = nip11(&gw).await;
+    assert!(
+        doc["supported_nips"].as_array().is_some_and(|n| n.contains(&json!(22))),
+        "{doc}"
+    );
+    assert_eq!(doc["limitation"]["created_at_upper_limit"], 0, "{doc}");
+    assert!(
+        doc["limitation"].get("created_at_lower_limit").is_none(),
+        "0 is no lower limit: {doc}"
+    );
+    let mut c = Client::connect(&gw.url).await;
+    let f = c
+        .publish(&keys.sign(now() + 120, 1, vec![], "ahead").canonical_json())
+        .await;
+    assert_eq!(f[2], false, "{f}");
 }

@@ -12,7 +12,8 @@ const HOME: &str = include_str!("sql/home.sql");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub min_pow: u32,
-    /// Seconds ahead of now an event may be dated (0: no limit).
+    /// Seconds ahead of now an event may be dated (always a limit: 0 means
+    /// nothing dated in the future).
     pub max_future_seconds: i64,
     /// Seconds before now an event may be dated (0: no limit).
     pub max_past_seconds: i64,
