@@ -104,6 +104,8 @@ mod bounds_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod comments_tests;
 #[cfg(any(test, feature = "pg_test"))]
+mod count_tests;
+#[cfg(any(test, feature = "pg_test"))]
 mod housekeeping_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod moderation_tests;

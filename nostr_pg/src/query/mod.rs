@@ -9,22 +9,20 @@
 //! each filter's query, so a page is never cut short by events the reader
 //! may not see.
 
+pub(crate) mod count;
 mod plan;
 mod statement;
 
 use std::collections::HashSet;
 
 use nostr_pg_core::{hex, Filter, Filters};
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::PgOid;
 
 use crate::event_type::NostrEvent;
 use crate::reject::raise_invalid;
 use crate::rules::now;
 use crate::settings;
-use crate::spi_cache::read;
-use statement::{Param, Row, Statement};
+use statement::Row;
 
 pub use plan::unsearched_kinds_sql;
 
@@ -127,31 +125,14 @@ fn req_json(
 }
 
 /// NIP-45 COUNT: distinct events matching any filter (limits ignored), with
-/// the same `viewers` restriction as `req`.
+/// the same `viewers` restriction as `req`. How it is counted: [`count`].
 #[pg_extern(stable, parallel_safe)]
 fn count(filters: Option<&str>, viewers: default!(Option<Vec<Option<String>>>, "NULL")) -> Option<i64> {
     let filters = parse_filters(filters?);
     let viewers = parse_viewers(viewers, "nostr.count");
     let now = now();
-    let mut st = Statement::default();
-    let mut parts = Vec::new();
-    for f in filters.0.iter().filter(|f| !f.never_matches()) {
-        let mut one = Statement {
-            conditions: Vec::new(),
-            params: std::mem::take(&mut st.params),
-        };
-        parts.push(plan::count_query(&mut one, f, now, viewers.as_ref()));
-        st.params = one.params;
-    }
-    if parts.is_empty() {
-        return Some(0);
-    }
-    let sql = format!("SELECT count(*) FROM ({}) matched", parts.join(" UNION "));
-    let types: Vec<PgOid> = st.params.iter().map(Param::oid).collect();
-    let args: Vec<DatumWithOid<'_>> = st.params.iter().map(Param::datum).collect();
-    let result = Spi::connect(|client| read(client, &sql, &types, &args)?.first().get_one::<i64>());
-    match result {
-        Ok(n) => Some(n.unwrap_or(0)),
+    match Spi::connect(|client| count::run(&client, &filters.0, now, viewers.as_ref())) {
+        Ok(n) => Some(n),
         Err(e) => raise_invalid(format!("count failed: {e}"), "nostr.count"),
     }
 }
