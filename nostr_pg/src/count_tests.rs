@@ -89,7 +89,10 @@ mod tests {
         let general = [
             r##"[{"#t":["nostr"]},{"kinds":[7]}]"##.to_owned(),
             r##"[{"#t":["nostr"],"#p":["nostr"]}]"##.to_owned(),
-            format!(r##"[{{"#t":["nostr"],"authors":["{}"]}}]"##, nostr_pg_core::hex::encode(&a.pubkey())),
+            format!(
+                r##"[{{"#t":["nostr"],"authors":["{}"]}}]"##,
+                nostr_pg_core::hex::encode(&a.pubkey())
+            ),
             r##"[{"kinds":[1]}]"##.to_owned(),
         ];
         for case in &general {

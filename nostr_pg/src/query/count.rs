@@ -21,7 +21,7 @@ use nostr_pg_core::filter::TagCondition;
 use nostr_pg_core::Filter;
 use pgrx::spi::{SpiClient, SpiResult};
 
-use super::statement::{Param, Statement};
+use super::statement::{Param, Planning, Statement};
 use super::{plan, Viewers};
 
 /// How a COUNT is answered.
@@ -99,7 +99,7 @@ fn tag_index(client: &SpiClient<'_>, f: &Filter, t: &TagCondition, now: i64) -> 
         side.join(" AND "),
         expired.join(" AND ")
     );
-    st.run_count(client, &sql)
+    st.run_count(client, &sql, Planning::Generic)
 }
 
 fn general(client: &SpiClient<'_>, filters: &[&Filter], now: i64, viewers: Option<&Viewers>) -> SpiResult<i64> {
@@ -114,5 +114,5 @@ fn general(client: &SpiClient<'_>, filters: &[&Filter], now: i64, viewers: Optio
         st.params = one.params;
     }
     let sql = format!("SELECT count(*) FROM ({}) matched", parts.join(" UNION "));
-    st.run_count(client, &sql)
+    st.run_count(client, &sql, Planning::ForValues)
 }

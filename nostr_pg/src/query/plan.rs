@@ -24,7 +24,7 @@ use nostr_pg_core::{tags, Filter};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 
-use super::statement::{where_clause, Param, Row, Statement};
+use super::statement::{where_clause, Param, Planning, Row, Statement};
 use super::Viewers;
 
 /// Above this many scans a driver is not used (its list becomes `= ANY`).
@@ -266,7 +266,7 @@ fn probe(client: &SpiClient<'_>, scan: &Scan, f: &Filter) -> SpiResult<i64> {
         "SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {} LIMIT {cap}) p",
         where_clause(&st)
     );
-    st.run_count(client, &sql)
+    st.run_count(client, &sql, Planning::Generic)
 }
 
 /// The smallest candidate, and whether any of its scans reached the cap.
@@ -417,7 +417,7 @@ fn ordered_scan(
             where_clause(&st)
         )
     };
-    st.run_rows(client, &sql)
+    st.run_rows(client, &sql, Planning::Generic)
 }
 
 /// Every condition in one statement, matched by whatever indexes intersect
@@ -442,7 +442,7 @@ fn unordered(
          SELECT m.created_at, m.id, e.event FROM m JOIN nostr.events e ON e.id = m.id",
         where_clause(&st)
     );
-    st.run_rows(client, &sql)
+    st.run_rows(client, &sql, Planning::ForValues)
 }
 
 /// The WHERE clause of a filter for COUNT (no driver: every condition).

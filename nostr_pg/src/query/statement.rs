@@ -5,6 +5,7 @@ use pgrx::spi::{SpiClient, SpiResult};
 use pgrx::PgOid;
 
 use crate::event_type::NostrEvent;
+pub use crate::spi_cache::Planning;
 use crate::spi_cache::{oid, read};
 
 /// A bound parameter of a generated statement.
@@ -63,11 +64,11 @@ impl Statement {
         format!("${}", self.params.len())
     }
 
-    pub fn run_rows(&self, client: &SpiClient<'_>, sql: &str) -> SpiResult<Vec<Row>> {
+    pub fn run_rows(&self, client: &SpiClient<'_>, sql: &str, planning: Planning) -> SpiResult<Vec<Row>> {
         let types: Vec<PgOid> = self.params.iter().map(Param::oid).collect();
         let args: Vec<DatumWithOid<'_>> = self.params.iter().map(Param::datum).collect();
         let mut rows = Vec::new();
-        for r in read(client, sql, &types, &args)? {
+        for r in read(client, sql, &types, &args, planning)? {
             let created_at: i64 = r.get(1)?.unwrap_or(0);
             let id: Vec<u8> = r.get(2)?.unwrap_or_default();
             if let Some(event) = r.get::<NostrEvent>(3)? {
@@ -94,9 +95,12 @@ pub fn where_clause(st: &Statement) -> String {
 
 impl Statement {
     /// Runs a statement returning one bigint (a probe's capped count).
-    pub fn run_count(&self, client: &SpiClient<'_>, sql: &str) -> SpiResult<i64> {
+    pub fn run_count(&self, client: &SpiClient<'_>, sql: &str, planning: Planning) -> SpiResult<i64> {
         let types: Vec<PgOid> = self.params.iter().map(Param::oid).collect();
         let args: Vec<DatumWithOid<'_>> = self.params.iter().map(Param::datum).collect();
-        Ok(read(client, sql, &types, &args)?.first().get_one::<i64>()?.unwrap_or(0))
+        Ok(read(client, sql, &types, &args, planning)?
+            .first()
+            .get_one::<i64>()?
+            .unwrap_or(0))
     }
 }
