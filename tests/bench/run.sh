@@ -110,6 +110,11 @@ fi
 NRS=$WORK/peers/bin/nostr-rs-relay
 if [ -n "$PEERS" ] && [ ! -x "$NRS" ]; then
     log "installing nostr-rs-relay $NRS_VERSION with cargo install into $WORK/peers (takes a few minutes)"
+    # Its build compiles protobuf definitions (prost-build needs protoc).
+    if ! command -v protoc >/dev/null; then
+        [ "$(id -u)" = 0 ] || die "nostr-rs-relay needs protoc: apt-get install protobuf-compiler"
+        apt-get install -y -q protobuf-compiler >"$WORK/apt-protoc.log" 2>&1 || die "apt-get install protobuf-compiler failed"
+    fi
     # Not --locked: its lock file pins time 0.3.25, which no longer compiles
     # with current Rust (E0282); the newest semver-compatible versions do.
     CARGO_TARGET_DIR=$WORK/peers-build cargo install nostr-rs-relay --version "$NRS_VERSION" --root "$WORK/peers" >"$WORK/peers-install.log" 2>&1 \
