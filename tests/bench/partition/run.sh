@@ -3,7 +3,7 @@
 # by created_at? Measures a flat layout (today's) and a monthly-partitioned
 # one side by side in one private cluster, at 10M events.
 #
-#   bash tests/bench/partition/run.sh [all|data|cluster|load|ingest|queries|retention|sizes|stop]
+#   bash tests/bench/partition/run.sh [all|data|cluster|load|index|ingest|queries|retention|sizes|stop]
 #
 # Default `all`: every step in order, then stops the cluster. Each step can
 # also be run alone (the cluster must be running for load and later steps).
@@ -127,7 +127,10 @@ step_load() {
     local time=$!
     wait $flat; note "flat loaded ($((SECONDS - t0)) s)"
     wait $time; note "partitioned loaded ($((SECONDS - t0)) s)"
-    t0=$SECONDS
+}
+
+step_index() {
+    local t0=$SECONDS flat time
     psql_ -f "$HERE/indexes_flat.sql" &
     flat=$!
     psql_ -f "$HERE/indexes_time.sql" &
@@ -135,7 +138,10 @@ step_load() {
     wait $flat; note "flat indexed ($((SECONDS - t0)) s)"
     wait $time; note "partitioned indexed ($((SECONDS - t0)) s)"
     psql_ -f "$HERE/ingest.sql"
-    psql_ -c "VACUUM (ANALYZE) part_flat.events, part_flat.event_tags, part_time.events, part_time.event_tags, part_time.event_ids, part_time.addresses, part_study.fresh"
+    psql_ -c "VACUUM (ANALYZE) part_flat.events, part_flat.event_tags, part_study.fresh" &
+    flat=$!
+    psql_ -c "VACUUM (ANALYZE) part_time.events, part_time.event_tags, part_time.event_ids, part_time.addresses"
+    wait $flat
     note "vacuumed and analyzed"
     # Measure with the repository's settings (wal_level=replica).
     conf measuring; stop; start
@@ -181,7 +187,8 @@ step_ingest() {
         i=$((i + 1))
     done
     awk '!/^#/ { n[$1] += $2; w[$1] += $3; c[$1] += $4 }
-         END { for (l in n) printf "total %s: %d events, %.1f s, %.0f events/s, %.0f µs backend CPU per event\n", l, n[l], w[l], n[l] / w[l], c[l] / n[l] * 1e6 }' "$out" | tee -a "$out"
+         END { for (l in n) printf "total %s: %d events, %.1f s, %.0f events/s, %.0f µs backend CPU per event\n", l, n[l], w[l], n[l] / w[l], c[l] / n[l] * 1e6 }' "$out" > "$out.total"
+    cat "$out.total" >> "$out"; cat "$out.total"; rm -f "$out.total"
     note "ingest done"
 }
 
@@ -212,7 +219,12 @@ render() {
     else join='e.id = t.id AND e.created_at = t.created_at'; mjoin='e.id = m.id AND e.created_at = m.created_at'; fi
     local sed_args=(-e "s/@S@/part_$layout/g" -e "s/@JOIN@/$join/g" -e "s/@MJOIN@/$mjoin/g"
         -e "s/@NOW@/$DATA_NOW/g" -e "s/@SINCE@/$((DATA_NOW - 3 * 86400))/g")
-    while IFS='=' read -r k v; do sed_args+=(-e "s|@$k@|${v//\\/\\\\}|g"); done < "$WORK/values.env"
+    # Tag values are written E'l\x3avalue': pgbench -M prepared would take
+    # `:value` for one of its variables.
+    while IFS='=' read -r k v; do
+        case $k in E_HOT | P_POP | T_POP | T_RARE) v=${v/:/\\x3a} ;; esac
+        sed_args+=(-e "s|@$k@|${v//\\/\\\\}|g")
+    done < "$WORK/values.env"
     grep -v '^--' "$src" | sed "${sed_args[@]}"
 }
 
@@ -221,9 +233,9 @@ step_queries() {
     local pgb=$WORK/pgbench out=$RESULTS/queries.txt
     mkdir -p "$pgb" "$RESULTS/explain"
     [ "$(id -u)" = 0 ] && chown postgres "$pgb"
-    echo "# case layout transactions p50_ms p99_ms load(uptime at start)" > "$out"
+    echo "# case layout round transactions p50_ms p99_ms load(uptime at start)" >> "$out"
     local cases=() f
-    for f in "$HERE"/queries/*.sql; do cases+=("$(basename "$f")"); done
+    for f in "$HERE"/queries/${CASES:-*}.sql; do cases+=("$(basename "$f")"); done
     for ((r = 0; r < ROUNDS; r++)); do
         local order=(flat time); [ $((r % 2)) = 1 ] && order=(time flat)
         for c in "${cases[@]}"; do
@@ -235,7 +247,7 @@ step_queries() {
                     # EXPLAIN of each statement (first round only), then a warm-up.
                     awk 'BEGIN { RS = ";\n" } NF { print "EXPLAIN (ANALYZE, BUFFERS) " $0 ";" }' "$pgb/$name-$layout.sql" \
                         | psql_ > "$RESULTS/explain/$name-$layout.txt"
-                    (cd "$pgb" && as_pg "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U "$user" -M prepared -c 1 -t 20 -f "$name-$layout.sql" part >/dev/null 2>&1)
+                    (cd "$pgb" && as_pg "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U "$user" -M prepared -c 1 -T 2 -f "$name-$layout.sql" part >/dev/null 2>&1)
                 fi
                 local load; load=$(uptime | sed 's/.*average: //')
                 rm -f "$pgb"/log-"$name-$layout-$r".*
@@ -250,8 +262,8 @@ step_queries() {
     done
     # All rounds together, per case and layout.
     echo "# all rounds: case layout n p50_ms p99_ms" >> "$out"
-    for c in "${cases[@]}"; do
-        local name=${c%.sql}; name=${name%.time}
+    for c in "$HERE"/queries/*.sql; do
+        local name; name=$(basename "${c%.sql}"); name=${name%.time}
         for layout in flat time; do
             ls "$pgb"/log-"$name-$layout"-* >/dev/null 2>&1 || continue
             cat "$pgb"/log-"$name-$layout"-* | awk '{ print $3 / 1000 }' | sort -n \
@@ -291,6 +303,7 @@ case ${1:-all} in
 data) step_data ;;
 cluster) step_cluster measuring ;;
 load) step_load ;;
+index) step_index ;;
 ingest) step_ingest ;;
 queries) step_queries ;;
 retention) step_retention ;;
@@ -300,11 +313,12 @@ all)
     step_data
     step_cluster loading
     step_load
+    step_index
     step_sizes > "$RESULTS/sizes-loaded.txt"
     step_ingest
     step_queries
     step_retention
     stop
     ;;
-*) die "usage: run.sh [all|data|cluster|load|ingest|queries|retention|sizes|stop]" ;;
+*) die "usage: run.sh [all|data|cluster|load|index|ingest|queries|retention|sizes|stop]" ;;
 esac
