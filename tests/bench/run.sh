@@ -13,6 +13,7 @@
 #            --req-clients N (200)  --rounds N  --events N  --work DIR
 #            --report DIR  --no-build
 #            --dataset FILE  (an existing gen_events JSONL instead of generating one)
+#            --step-limit SECONDS  (1800: longest any one relay_bench step may run)
 #
 # Everything it starts (clusters, gateway, peers) it stops on exit; --peer
 # relays are left running. Cached between runs under the work dir (default
@@ -27,6 +28,7 @@ PEERS=nostr-rs-relay-sqlite,nostr-rs-relay-pg
 URL_PEERS=()         # --peer specs, checked by `relay_bench peer-spec` once it is built
 REQ_CLIENTS=200
 ROUNDS=""; EVENTS=""; WORK=/tmp/nostr-bench; REPORT=""; BUILD=1; DATASET=""
+STEP_LIMIT=1800
 NRS_VERSION=0.8.12
 SEED=42
 # A fixed "now" for the dataset keeps it identical across machines; the
@@ -48,7 +50,8 @@ while [ $# -gt 0 ]; do
         --report) REPORT=$2; shift ;;
         --no-build) BUILD=0 ;;
         --dataset) DATASET=$2; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --step-limit) STEP_LIMIT=$2; shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
@@ -245,7 +248,7 @@ rotated() {
     local n=${#RELAYS[@]} i
     for i in $(seq 0 $((n - 1))); do echo "${RELAYS[$(((i + $1) % n))]}"; done
 }
-bench() { timeout 1800 "$BIN/relay_bench" "$@" --out "$RESULTS"; }
+bench() { timeout "$STEP_LIMIT" "$BIN/relay_bench" "$@" --out "$RESULTS"; }
 pgss_reset() { psql_to -h 127.0.0.1 -p $PORT_MAIN -U postgres -d nostr -tAc "SELECT pg_stat_statements_reset()" >/dev/null; }
 pgss_dump() {        # NAME: the top statements of the nostr_pg cluster during a workload
     psql_to -h 127.0.0.1 -p $PORT_MAIN -U postgres -d nostr -c "
