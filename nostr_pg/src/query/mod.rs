@@ -131,7 +131,7 @@ fn count(filters: Option<&str>, viewers: default!(Option<Vec<Option<String>>>, "
     let filters = parse_filters(filters?);
     let viewers = parse_viewers(viewers, "nostr.count");
     let now = now();
-    match Spi::connect(|client| count::run(&client, &filters.0, now, viewers.as_ref())) {
+    match Spi::connect(|client| count::run(client, &filters.0, now, viewers.as_ref())) {
         Ok(n) => Some(n),
         Err(e) => raise_invalid(format!("count failed: {e}"), "nostr.count"),
     }
