@@ -385,13 +385,9 @@ impl Db {
             .ok_or_else(|| DbError::Protocol("req returned no row".into()))?;
         let snapshot = snapshot_at(row, 0)?;
         let epoch = row.try_get::<_, Option<i64>>(1).map_err(proto)?;
-        let events = row
-            .try_get::<_, Option<Vec<String>>>(2)
-            .map_err(proto)?
-            .unwrap_or_default();
         Ok(Stored {
             read: ReadPoint { snapshot, epoch },
-            events,
+            events: events_at(&rows, 2)?,
         })
     }
 
@@ -475,6 +471,18 @@ fn snapshot_at(row: &Row, i: usize) -> Result<Snapshot, DbError> {
         .map_err(proto)?
         .and_then(|s| Snapshot::parse(&s))
         .ok_or_else(|| DbError::Protocol("no snapshot returned".into()))
+}
+
+/// The events of a REQ's rows, one per row in column `i` (NULL in the one
+/// row that says nothing matched).
+fn events_at(rows: &[Row], i: usize) -> Result<Vec<String>, DbError> {
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(e) = row.try_get::<_, Option<String>>(i).map_err(proto)? {
+            events.push(e);
+        }
+    }
+    Ok(events)
 }
 
 fn proto(e: tokio_postgres::Error) -> DbError {

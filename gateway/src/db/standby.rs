@@ -3,7 +3,7 @@
 //! to report; see `read_route.rs` for how the snapshot is judged), and where
 //! its replay stands against the primary's WAL.
 
-use super::{proto, snapshot_at, CancelSlot, Db, DbError};
+use super::{events_at, proto, snapshot_at, CancelSlot, Db, DbError};
 use crate::snapshot::Snapshot;
 
 const REQ_REPLICA: &str = include_str!("sql/req_replica.sql");
@@ -49,10 +49,7 @@ impl Db {
             .ok_or_else(|| DbError::Protocol("req returned no row".into()))?;
         Ok(ReplicaRead {
             snapshot: snapshot_at(row, 0)?,
-            answer: row
-                .try_get::<_, Option<Vec<String>>>(1)
-                .map_err(proto)?
-                .unwrap_or_default(),
+            answer: events_at(&rows, 1)?,
         })
     }
 

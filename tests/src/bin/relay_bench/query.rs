@@ -20,6 +20,10 @@ use crate::ws::{self, Frame, Target};
 const EOSE_WAIT: Duration = Duration::from_secs(30);
 /// Requests of the result-size check that precedes each case.
 const CHECK_REQUESTS: usize = 20;
+/// The warm-up pass: this many clients share one pass over a case's
+/// requests, for at most this long.
+const WARM_CLIENTS: usize = 4;
+const WARM_LIMIT: Duration = Duration::from_secs(20);
 
 #[derive(Default)]
 struct ClientStats {
@@ -179,8 +183,20 @@ pub async fn run(args: &Args) -> Result<(), BenchError> {
             if check.requests == CHECK_REQUESTS as u64 {
                 r.set("check_events", check.stats.events as f64);
             }
-            // A warm-up pass so every relay is measured with warm caches.
-            let _warm = phase(&target, queries.clone(), 1, Duration::from_secs_f64(0.5), usize::MAX).await;
+            // A warm-up pass over every request of the case, so every relay
+            // is measured with warm caches: the timed phases cycle through
+            // the whole list, and a relay whose data other relays' imports
+            // pushed out of the page cache would otherwise be timed on disk
+            // reads. Bounded, for relays that take seconds per request.
+            let warm_clients = WARM_CLIENTS.min(queries.len()).max(1);
+            let _warm = phase(
+                &target,
+                queries.clone(),
+                warm_clients,
+                WARM_LIMIT,
+                queries.len().div_ceil(warm_clients),
+            )
+            .await;
             let mut p = phase(
                 &target,
                 queries.clone(),
