@@ -127,7 +127,9 @@ pub async fn serve<S>(
         .read_buffer_size(4 * 1024)
         .max_message_size(Some(limits.max_message_length))
         .max_frame_size(Some(limits.max_message_length));
-    let mut ws = match tokio_tungstenite::accept_async_with_config(stream, Some(ws_config)).await {
+    // Boxed: the handshake's state is large and needed once, while this
+    // future lives (at its largest state's size) as long as the connection.
+    let mut ws = match Box::pin(tokio_tungstenite::accept_async_with_config(stream, Some(ws_config))).await {
         Ok(ws) => ws,
         Err(e) => {
             tracing::debug!("handshake with {peer} failed: {e}");
@@ -223,7 +225,9 @@ pub async fn serve<S>(
                 paused = pacer.after_frame(Instant::now()).map(tokio::time::Instant::from_std);
                 match incoming {
                     None | Some(Ok(Message::Close(_))) => break End::ClientGone,
-                    Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
+                    // Boxed for the same reason (an EVENT's path is the
+                    // largest state); one allocation per frame.
+                    Some(Ok(Message::Text(text))) => Box::pin(session.on_text(text.as_str())).await,
                     Some(Ok(Message::Binary(_))) => {
                         relay.metrics.message("other");
                         session.out.push(Refusal { error: FrameError::Binary, target: Target::Notice }.reply());
