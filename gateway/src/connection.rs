@@ -225,9 +225,7 @@ pub async fn serve<S>(
                 paused = pacer.after_frame(Instant::now()).map(tokio::time::Instant::from_std);
                 match incoming {
                     None | Some(Ok(Message::Close(_))) => break End::ClientGone,
-                    // Boxed for the same reason (an EVENT's path is the
-                    // largest state); one allocation per frame.
-                    Some(Ok(Message::Text(text))) => Box::pin(session.on_text(text.as_str())).await,
+                    Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => {
                         relay.metrics.message("other");
                         session.out.push(Refusal { error: FrameError::Binary, target: Target::Notice }.reply());
@@ -368,7 +366,11 @@ impl Session {
             }
             Ok(ClientMessage::Event { raw }) => {
                 self.relay.metrics.message("EVENT");
-                self.on_event(raw).await;
+                // Boxed: an EVENT's path is the largest state of the
+                // connection's future, which every idle connection would
+                // otherwise keep room for. One allocation per EVENT; REQ,
+                // CLOSE and COUNT need none.
+                Box::pin(self.on_event(raw)).await;
             }
             Ok(ClientMessage::Req { sub_id, filters }) => {
                 self.relay.metrics.message("REQ");

@@ -210,8 +210,8 @@ async fn ip_blocked(relay: &Relay, ip: std::net::IpAddr) -> bool {
 /// the blocked-address check, plain HTTP answers) runs in a box of its own,
 /// freed before the session starts, so an idle WebSocket does not keep room
 /// for a NIP-86 body read it will never do (`-Zprint-type-sizes`: 4,976
-/// bytes per connection before, 2,040 after, with the boxes in
-/// `connection::serve`).
+/// bytes per connection before, 2,040 after, with the handshake and an
+/// EVENT's path boxed in `connection`).
 async fn serve_socket(relay: Arc<Relay>, stream: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
     let Some(admitted) = Box::pin(admit(&relay, stream, peer)).await else {
         return;
