@@ -1,62 +1,22 @@
 //! The relay management API (NIP-86) through a real gateway: every method
 //! against the extension's moderation state, what that state does to
 //! clients (a banned author's EVENT is answered `blocked:`, a banned event
-//! leaves REQ, a blocked address is refused with 403, a new name shows in
-//! NIP-11 and on the home page of every gateway), and NIP-98 authorization:
-//! each defect is answered 401 and changes nothing.
+//! leaves REQ, a blocked address is refused with 403). The relay's name,
+//! description and icon are tested in `nip86_info.rs`, NIP-98
+//! authorization in `nip86_auth.rs`.
 // Test helpers expect freely: a failed expectation is a failed test.
 #![allow(clippy::expect_used)]
 
+mod nip86_setup;
 mod support;
 
-use std::time::{Duration, Instant};
-
-use e2e::nip86::{body, header_for, post, request, sha256_hex, Admin, Answer, Auth};
+use e2e::nip86::{post, request, sha256_hex, Admin, Auth};
 use e2e::relay::{http_get, Client, Gateway};
 use e2e::{now, TestDb};
+use nip86_setup::{gateway_at, nip11, pubkey_of, relay, rows, ADMIN_SEED};
 use nostr_pg_core::hex;
 use nostr_pg_core::sign::Keys;
 use serde_json::{json, Value};
-use support::ConfigFile;
-
-const ADMIN_SEED: &str = "nip86-admin";
-
-/// A database, a gateway whose admin is [`ADMIN_SEED`]'s key (plus the
-/// `extra` TOML), and that admin.
-struct Relay {
-    db: TestDb,
-    gw: Gateway,
-    admin: Admin,
-    _config: ConfigFile,
-}
-
-async fn relay(label: &str, extra: &str) -> Relay {
-    let db = TestDb::new(label).await;
-    let (gw, config) = gateway(&db, extra).await;
-    let admin = Admin::new(ADMIN_SEED, &gw);
-    Relay {
-        db,
-        gw,
-        admin,
-        _config: config,
-    }
-}
-
-async fn gateway(db: &TestDb, extra: &str) -> (Gateway, ConfigFile) {
-    gateway_at(&db.url, extra).await
-}
-
-/// A gateway on the database `url` whose admin is [`ADMIN_SEED`]'s key.
-async fn gateway_at(url: &str, extra: &str) -> (Gateway, ConfigFile) {
-    let admin = hex::encode(&Keys::from_seed(ADMIN_SEED).pubkey());
-    let config = ConfigFile::new(&format!("{extra}\n[nip86]\nadmin_pubkeys = [\"{admin}\"]\n"));
-    let gw = Gateway::start(url, &["--config", &config.arg()]).await;
-    (gw, config)
-}
-
-fn pubkey_of(seed: &str) -> String {
-    hex::encode(&Keys::from_seed(seed).pubkey())
-}
 
 /// Publishes a fresh kind-`kind` note by `keys` over the WebSocket; the OK
 /// frame's verdict and message.
@@ -76,22 +36,6 @@ async fn req_ids(gw: &Gateway, id: &str) -> Vec<String> {
     let mut c = Client::connect(&gw.url).await;
     let events = c.req("q", &[json!({"ids": [id]})]).await.expect("REQ answered");
     e2e::relay::ids(&events)
-}
-
-/// How many rows a SQL listing function returns now.
-async fn rows(db: &TestDb, function: &str) -> i64 {
-    db.client()
-        .await
-        .query_one(&format!("SELECT count(*) FROM nostr.{function}()"), &[])
-        .await
-        .expect(function)
-        .get(0)
-}
-
-async fn nip11(gw: &Gateway) -> Value {
-    let (head, body) = http_get(gw, "/", "application/nostr+json").await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(&body).expect("NIP-11 JSON")
 }
 
 #[tokio::test]
@@ -564,81 +508,6 @@ async fn listblockedips_shows_addresses_and_networks() {
     );
 }
 
-/// Polls NIP-11 on `gw` until `field` is `want` (another gateway reads the
-/// database's names again within a second); fails after 30 s.
-async fn wait_for_info(gw: &Gateway, field: &str, want: &Value) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let doc = nip11(gw).await;
-        if &doc[field] == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{field} never became {want}: {doc}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[tokio::test]
-async fn changerelayname_shows_in_nip11_and_on_the_home_page_of_every_gateway() {
-    let r = relay("nip86_name", "[info]\nname = \"Configured name\"").await;
-    let (other, _other_config) = gateway(&r.db, "[info]\nname = \"Configured name\"").await;
-    assert_eq!(nip11(&other).await["name"], "Configured name");
-    let a = r.admin.call(&r.gw, "changerelayname", json!(["Renamed <relay>"])).await;
-    assert_eq!(a.ok(), &json!(true));
-    // The gateway that took the change shows it at once.
-    assert_eq!(nip11(&r.gw).await["name"], "Renamed <relay>");
-    let page = http_get(&r.gw, "/", "text/html").await.1;
-    assert!(page.contains("Renamed &lt;relay&gt;"), "escaped on the page");
-    wait_for_info(&other, "name", &json!("Renamed <relay>")).await;
-    // An empty name clears it: the configured one shows again.
-    r.admin.call(&r.gw, "changerelayname", json!([""])).await.ok();
-    assert_eq!(nip11(&r.gw).await["name"], "Configured name");
-}
-
-#[tokio::test]
-async fn changerelaydescription_shows_in_nip11_and_on_the_home_page() {
-    let r = relay("nip86_description", "").await;
-    let a = r
-        .admin
-        .call(&r.gw, "changerelaydescription", json!(["Notes from our town"]))
-        .await;
-    assert_eq!(a.ok(), &json!(true));
-    assert_eq!(nip11(&r.gw).await["description"], "Notes from our town");
-    assert!(http_get(&r.gw, "/", "text/html")
-        .await
-        .1
-        .contains("Notes from our town"));
-    // The state is the extension's: SQL sees it.
-    let row =
-        r.db.client()
-            .await
-            .query_one("SELECT description FROM nostr.relay_info()", &[])
-            .await
-            .expect("relay_info");
-    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("Notes from our town"));
-}
-
-#[tokio::test]
-async fn changerelayicon_shows_in_nip11_and_on_the_home_page() {
-    let r = relay("nip86_icon", "").await;
-    assert!(nip11(&r.gw).await.get("icon").is_none());
-    let icon = "https://img.example.org/relay.png";
-    assert_eq!(
-        r.admin.call(&r.gw, "changerelayicon", json!([icon])).await.ok(),
-        &json!(true)
-    );
-    assert_eq!(nip11(&r.gw).await["icon"], icon);
-    let (head, page) = http_get(&r.gw, "/", "text/html").await;
-    assert!(page.contains(&format!("src=\"{icon}\"")), "{page}");
-    assert!(head.contains("img-src 'self' data: https://img.example.org;"), "{head}");
-    let a = r
-        .admin
-        .call(&r.gw, "changerelayicon", json!(["javascript:alert(1)"]))
-        .await;
-    assert_eq!(a.status, 400, "{a:?}");
-    assert_eq!(nip11(&r.gw).await["icon"], icon, "unchanged");
-}
-
 #[tokio::test]
 async fn bad_parameters_are_answered_400_and_change_nothing() {
     let r = relay("nip86_params", "").await;
@@ -669,149 +538,4 @@ async fn bad_parameters_are_answered_400_and_change_nothing() {
     ] {
         assert_eq!(rows(&r.db, f).await, 0, "{f}");
     }
-}
-
-/// Sends `banpubkey VICTIM` with `header` (or none) and checks it is
-/// refused with 401 and the ban list stays empty.
-async fn refused(r: &Relay, header: Option<&str>, says: &str) -> Answer {
-    let body = ban_body();
-    let headers: Vec<(&str, &str)> = header.map(|h| ("Authorization", h)).into_iter().collect();
-    let a = post(&r.gw, &headers, &body).await;
-    assert_eq!(a.status, 401, "{says}: {a:?}");
-    assert!(a.head.contains("www-authenticate: nostr"), "{a:?}");
-    assert!(a.error().contains(says), "wanted `{says}`: {a:?}");
-    assert_eq!(rows(&r.db, "list_banned_pubkeys").await, 0, "{says}: nothing changed");
-    a
-}
-
-fn ban_body() -> String {
-    body("banpubkey", json!([pubkey_of("nip86-victim")]))
-}
-
-#[tokio::test]
-async fn a_missing_or_malformed_authorization_is_refused() {
-    let r = relay("nip86_auth_missing", "").await;
-    refused(&r, None, "missing Authorization").await;
-    refused(&r, Some("Bearer abc"), "scheme").await;
-    refused(&r, Some("Nostr %%%"), "base64").await;
-    let kind = Auth {
-        kind: 22242,
-        ..Auth::of(&r.admin.url, &ban_body())
-    };
-    refused(&r, Some(&kind.header(&r.admin.keys)), "kind 27235").await;
-}
-
-#[tokio::test]
-async fn a_bad_signature_is_refused() {
-    let r = relay("nip86_auth_sig", "").await;
-    let auth = Auth::of(&r.admin.url, &ban_body());
-    let mut event: Value = serde_json::from_str(&auth.event(&r.admin.keys)).expect("json");
-    // The admin's event with a signature made by another key over the same id.
-    let other: Value = serde_json::from_str(&auth.event(&Keys::from_seed("nip86-forger"))).expect("json");
-    event["sig"] = other["sig"].clone();
-    refused(&r, Some(&header_for(&event.to_string())), "signature").await;
-    // And an event edited after signing (its id no longer holds).
-    let mut edited: Value = serde_json::from_str(&auth.event(&r.admin.keys)).expect("json");
-    edited["content"] = json!("changed");
-    refused(&r, Some(&header_for(&edited.to_string())), "id does not match").await;
-}
-
-#[tokio::test]
-async fn a_wrong_url_is_refused() {
-    let r = relay("nip86_auth_url", "").await;
-    for url in ["http://127.0.0.1:1/", "https://relay.example.com/", "not a url"] {
-        let auth = Auth {
-            url: url.into(),
-            ..Auth::of(&r.admin.url, &ban_body())
-        };
-        refused(&r, Some(&auth.header(&r.admin.keys)), "is for URL").await;
-    }
-    // The ws:// form of the same URL is the same relay.
-    let ws = Auth {
-        url: r.gw.url.clone(),
-        ..Auth::of(&r.admin.url, &body("supportedmethods", json!([])))
-    };
-    let a = post(
-        &r.gw,
-        &[("Authorization", &ws.header(&r.admin.keys))],
-        &body("supportedmethods", json!([])),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{a:?}");
-
-    // With relay_url configured, only it names the relay, whatever Host says.
-    let db = TestDb::new("nip86_auth_relay_url").await;
-    let (gw, _config) = gateway(&db, "relay_url = \"wss://relay.test\"").await;
-    let own = Auth::of(&format!("{}/", gw.http_url()), &ban_body());
-    let a = post(&gw, &[("Authorization", &own.header(&r.admin.keys))], &ban_body()).await;
-    assert_eq!(a.status, 401, "the Host header's URL is not the relay's: {a:?}");
-    let configured = Auth::of("https://relay.test/", &ban_body());
-    let a = post(
-        &gw,
-        &[("Authorization", &configured.header(&r.admin.keys))],
-        &ban_body(),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{a:?}");
-}
-
-#[tokio::test]
-async fn a_wrong_method_is_refused() {
-    let r = relay("nip86_auth_method", "").await;
-    let auth = Auth {
-        method: "GET".into(),
-        ..Auth::of(&r.admin.url, &ban_body())
-    };
-    refused(&r, Some(&auth.header(&r.admin.keys)), "method `GET`").await;
-    // A GET with NIP-86's content type is no NIP-86 request.
-    let a = request(&r.gw, "GET", &[], "").await;
-    assert_eq!(a.status, 405, "{a:?}");
-}
-
-#[tokio::test]
-async fn a_wrong_or_missing_payload_hash_is_refused() {
-    let r = relay("nip86_auth_payload", "").await;
-    // Signed for listing, sent with a ban.
-    let listing = Auth::of(&r.admin.url, &body("listbannedpubkeys", json!([])));
-    refused(&r, Some(&listing.header(&r.admin.keys)), "payload").await;
-    let none = Auth {
-        payload: None,
-        ..Auth::of(&r.admin.url, &ban_body())
-    };
-    refused(&r, Some(&none.header(&r.admin.keys)), "no `payload` tag").await;
-}
-
-#[tokio::test]
-async fn a_stale_authorization_is_refused() {
-    let r = relay("nip86_auth_stale", "").await;
-    for skew in [-120, 120] {
-        let auth = Auth {
-            created_at: now() + skew,
-            ..Auth::of(&r.admin.url, &ban_body())
-        };
-        refused(&r, Some(&auth.header(&r.admin.keys)), "window").await;
-    }
-}
-
-#[tokio::test]
-async fn a_replayed_authorization_is_refused() {
-    let r = relay("nip86_auth_replay", "").await;
-    let header = Auth::of(&r.admin.url, &ban_body()).header(&r.admin.keys);
-    let first = post(&r.gw, &[("Authorization", &header)], &ban_body()).await;
-    assert_eq!(first.ok(), &json!(true));
-    // The admin lifts the ban in SQL; the captured request must not put it back.
-    r.db.client()
-        .await
-        .execute("SELECT nostr.unban_pubkey($1)", &[&pubkey_of("nip86-victim")])
-        .await
-        .expect("unban in SQL");
-    refused(&r, Some(&header), "used already").await;
-}
-
-#[tokio::test]
-async fn a_key_that_is_no_admin_is_refused() {
-    let r = relay("nip86_auth_stranger", "").await;
-    let stranger = Keys::from_seed("nip86-stranger");
-    let auth = Auth::of(&r.admin.url, &ban_body()).header(&stranger);
-    refused(&r, Some(&auth), "not an admin").await;
 }
