@@ -9,9 +9,7 @@ mod tests {
     use pgrx::prelude::*;
     use pgrx::spi::Error;
 
-    fn now() -> i64 {
-        crate::rules::now()
-    }
+    use crate::test_sql::now;
 
     /// `(accepted, message)` per event of one `publish_batch` call.
     fn publish_batch(events: &[Event]) -> Result<Vec<(bool, String)>, Error> {

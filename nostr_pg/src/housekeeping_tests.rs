@@ -9,11 +9,9 @@ mod tests {
     use pgrx::prelude::*;
     use pgrx::spi::Error;
 
-    const DAY: i64 = 86_400;
+    use crate::test_sql::now;
 
-    fn now() -> i64 {
-        crate::rules::now()
-    }
+    const DAY: i64 = 86_400;
 
     fn publish_all(events: &[Event]) -> Result<(), Error> {
         let json: Vec<String> = events.iter().map(Event::canonical_json).collect();

@@ -110,9 +110,13 @@ mod housekeeping_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod moderation_tests;
 #[cfg(any(test, feature = "pg_test"))]
-mod pg_tests;
+mod publish_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod query_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod restore_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod test_sql;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -10,13 +10,7 @@ mod tests {
     use pgrx::prelude::*;
     use pgrx::spi::Error;
 
-    fn now() -> i64 {
-        crate::rules::now()
-    }
-
-    fn id(e: &Event) -> String {
-        hex::encode(&e.id)
-    }
+    use crate::test_sql::{id, now, publish};
 
     fn pk(k: &Keys) -> String {
         hex::encode(&k.pubkey())
@@ -81,14 +75,6 @@ mod tests {
         assert_eq!(batch, "true ");
         assert_eq!(insert, "inserted 1");
         Ok(())
-    }
-
-    fn publish(event: &Event) -> Result<(bool, String), Error> {
-        let (ok, msg) = Spi::get_two_with_args::<bool, String>(
-            "SELECT accepted, message FROM nostr.publish($1)",
-            &[event.canonical_json().into()],
-        )?;
-        Ok((ok.unwrap_or(false), msg.unwrap_or_default()))
     }
 
     fn stored(e: &Event) -> Result<bool, Error> {

@@ -10,9 +10,7 @@ mod tests {
     use pgrx::prelude::*;
     use pgrx::spi::Error;
 
-    fn now() -> i64 {
-        crate::rules::now()
-    }
+    use crate::test_sql::now;
 
     fn restore(seq: i64, event: &Event) -> Result<(), Error> {
         Spi::run_with_args(
